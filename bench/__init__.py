@@ -1,0 +1,1 @@
+"""Benchmarks: each module compares cleanroom against a named baseline in one run."""

@@ -39,3 +39,6 @@ def main() -> None:
 
 
 # Subcommands register here, one import per module.
+from ._cli_local import keys  # noqa: E402
+
+main.add_command(keys)

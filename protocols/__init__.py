@@ -12,6 +12,20 @@ from ._errors import (
     PolicyRefusal,
 )
 from ._io import atomic_path, write_bytes_atomic
+from ._keys import (
+    CollaborationSecret,
+    agree_secret,
+    derive_match_key,
+    derive_token_key,
+    key_fingerprint,
+    load_private_key,
+    load_public_key,
+    load_secret,
+    new_secret,
+    parse_collaboration_id,
+    write_keypair,
+    write_secret,
+)
 from ._manifest import (
     FORMAT_VERSION,
     PROTOCOL_HMAC,
@@ -25,6 +39,7 @@ __all__ = [
     "AuditError",
     "CleanroomBug",
     "CleanroomError",
+    "CollaborationSecret",
     "ConfigError",
     "DecryptionError",
     "FORMAT_VERSION",
@@ -35,8 +50,19 @@ __all__ = [
     "PROTOCOL_HMAC",
     "PROTOCOL_PSI",
     "PolicyRefusal",
+    "agree_secret",
     "atomic_path",
+    "derive_match_key",
+    "derive_token_key",
+    "key_fingerprint",
+    "load_private_key",
+    "load_public_key",
+    "load_secret",
+    "new_secret",
+    "parse_collaboration_id",
     "read_manifest",
     "write_bytes_atomic",
+    "write_keypair",
+    "write_secret",
     "write_token_file",
 ]

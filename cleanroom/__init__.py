@@ -12,14 +12,25 @@ from protocols import (
     PolicyRefusal,
 )
 
+from ._collab import Collaboration, Matching, Member, Table
+from ._policy import AggregateColumns, EffectivePolicy, OutputConstraint, Policy
+
 __all__ = [
+    "AggregateColumns",
     "AuditError",
     "CleanroomBug",
     "CleanroomError",
+    "Collaboration",
     "ConfigError",
     "DecryptionError",
+    "EffectivePolicy",
     "InputError",
     "KeyMaterialError",
     "ManifestMismatch",
+    "Matching",
+    "Member",
+    "OutputConstraint",
+    "Policy",
     "PolicyRefusal",
+    "Table",
 ]

@@ -1,0 +1,87 @@
+"""The one place the engine builds and runs SQL.
+
+Identifiers go through `quote_ident`, which accepts only names on an allow-list (or matching
+the column-name pattern of the policy files); values are always bound as `?` parameters.
+`execute` is the one function that runs SQL and maps `duckdb.Error` to cleanroom errors, with
+messages that never echo data values.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from protocols import CleanroomBug, CleanroomError, InputError
+
+# AWS Clean Rooms column-name pattern, also used for table and member names.
+NAME_PATTERN = re.compile(r"[a-z0-9_](([a-z0-9_ ]+-)*([a-z0-9_ ]+))?")
+_INTERNAL = re.compile(r"_cr_[a-z0-9_]+")
+
+
+def valid_name(name: object) -> bool:
+    """True if `name` is a usable column/table/member name (AWS pattern, 1..127 chars)."""
+    return isinstance(name, str) and 0 < len(name) <= 127 and bool(NAME_PATTERN.fullmatch(name))
+
+
+def quote_ident(name: str, allowed: Collection[str] | None = None) -> str:
+    """Quote an identifier for DuckDB, refusing names outside `allowed` (or the name pattern)."""
+    if allowed is not None:
+        if name not in allowed:
+            raise CleanroomBug(f"identifier {name!r} is not on the allow-list")
+    elif not (valid_name(name) or _INTERNAL.fullmatch(name)):
+        raise CleanroomBug(f"identifier {name!r} is not a valid name")
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class Sql:
+    """SQL text with its `?` parameters, kept together until execution."""
+
+    text: str
+    params: tuple[Any, ...] = ()
+
+
+def connect(
+    *, memory_limit: str | None = None, threads: int | None = None, database: str = ":memory:"
+) -> duckdb.DuckDBPyConnection:
+    """Open a DuckDB connection with an optional memory limit and thread count."""
+    con = duckdb.connect(database)
+    if memory_limit:
+        execute(con, Sql("SET memory_limit = ?", (memory_limit,)))
+    if threads:
+        execute(con, Sql("SET threads = ?", (int(threads),)))
+    execute(con, Sql("SET preserve_insertion_order = false"))
+    return con
+
+
+def execute(
+    con: duckdb.DuckDBPyConnection, sql: Sql | str, params: Sequence[Any] = ()
+) -> duckdb.DuckDBPyConnection:
+    """Run one statement; map DuckDB errors to cleanroom errors without echoing data values."""
+    if isinstance(sql, Sql):
+        text, bound = sql.text, sql.params
+    else:
+        text, bound = sql, tuple(params)
+    try:
+        return con.execute(text, list(bound)) if bound else con.execute(text)
+    except duckdb.OutOfMemoryException:
+        raise CleanroomError(
+            "the engine ran out of memory; raise the memory limit or use a smaller input"
+        ) from None
+    except duckdb.IOException as exc:
+        raise InputError(f"cannot read input ({_first_line(exc)})") from None
+    except duckdb.InterruptException:
+        raise CleanroomError("query interrupted") from None
+    except duckdb.Error as exc:
+        # Our own SQL failing is a bug; the class name is enough and leaks no value.
+        raise CleanroomBug(f"engine SQL failed: {type(exc).__name__}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of a DuckDB I/O message (file names only, never data)."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]

@@ -1,0 +1,1 @@
+"""Package data: the HTML report template (shipped with the wheel)."""

@@ -1,0 +1,132 @@
+"""The HTML report: self-contained, escaped, missing segments shown as "< minimum", renders."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+from cleanroom._report import render_report, write_report
+
+TIERS = ["Basic", "Silver", "Gold", "Platinum"]
+CATS = ["Apparel", "Beauty", "Outdoor"]
+
+
+def _data(**over):
+    counts = {("Basic", "Apparel"): 412, ("Basic", "Beauty"): 318, ("Basic", "Outdoor"): 97,
+              ("Silver", "Apparel"): 203, ("Silver", "Beauty"): 151, ("Gold", "Apparel"): 66}
+    data = {
+        "title": "Airline × Brand",
+        "collaboration_id": "6f1c2a9e-0d5b-4f7e-9a51-2c4d8e7b1f03",
+        "viewer": "airline",
+        "generated_at": "2026-11-29 21:10 UTC",
+        "version": "0.1.0",
+        "summary": {
+            "tables": {"airline": {"rows": 20816, "entities": 20012},
+                       "brand": {"rows": 12475, "entities": 11990}},
+            "overlap": {"entities": 3874},
+            "match_rate": {"airline": 0.19358, "brand": 0.32310},
+            "links_by_rule": {"email": 3012, "phone": 610, "name_dob": 252},
+            "threshold": 50,
+        },
+        "segments": {
+            "by": ["airline.tier", "brand.category"],
+            "metric": "SUM(brand.spend)",
+            "values": {"airline.tier": TIERS, "brand.category": CATS},
+            "rows": [{"airline.tier": t, "brand.category": c, "entities": n,
+                      "SUM(brand.spend)": n * 131.25} for (t, c), n in counts.items()],
+        },
+        "policies": [{"table": "airline", "owner": "airline",
+                      "lines": ["Every output row must count at least 50 distinct people."]}],
+        "audit": {"verified": True, "message": "3 entries, hash chain intact", "entries": [
+            {"time": "2026-11-29 21:10:01", "member": "airline", "action": "overlap",
+             "decision": "accepted", "rule": "", "rows": 1, "suppressed": 0},
+            {"time": "2026-11-29 21:10:03", "member": "brand", "action": "query",
+             "decision": "refused", "rule": "can_query", "rows": 0, "suppressed": 0}]},
+    }
+    data.update(over)
+    return data
+
+
+def _cells(page: str) -> list[str]:
+    return re.findall(r'<td[^>]*class="(?:hidden|shown)"[^>]*>(.*?)</td>', page)
+
+
+def test_key_figures_and_sections_are_in_the_page():
+    page = render_report(_data())
+    for text in ("20,012", "11,990", "3,874", "19.4%", "32.3%", "3,012", "610", "252",
+                 "20,816", "804", "Airline × Brand", "hash chain intact", "can_query",
+                 "Every output row must count at least 50 distinct people."):
+        assert text in page, text
+    assert page.count("<svg") >= 3
+
+
+def test_missing_combinations_show_as_below_minimum_never_zero():
+    page = render_report(_data())
+    cells = _cells(page)
+    assert len(cells) == len(TIERS) * len(CATS)
+    hidden = [c for c in cells if "&lt; 50" in c]
+    assert len(hidden) == len(TIERS) * len(CATS) - 6
+    assert not any(re.search(r'class="n">0<', c) for c in cells)
+    assert "6 shown · 6 withheld" in page
+    # a suppressed overall number is shown as "< minimum" too, not as zero
+    data = _data()
+    del data["summary"]["overlap"]["entities"]
+    assert '<div class="value">&lt; 50</div>' in render_report(data)
+
+
+def test_everything_is_escaped():
+    evil = "<script>alert(1)</script>"
+    data = _data(title=evil, viewer=evil)
+    data["segments"]["rows"].append({"airline.tier": evil, "brand.category": "Apparel",
+                                     "entities": 77, "SUM(brand.spend)": 1.0})
+    data["policies"][0]["lines"].append(evil)
+    data["audit"]["entries"][0]["action"] = evil
+    page = render_report(data)
+    assert "<script" not in page
+    assert "&lt;script&gt;" in page
+
+
+def test_the_page_references_nothing_outside_itself(tmp_path):
+    out = tmp_path / "report.html"
+    write_report(_data(), out)
+    page = out.read_text("utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    assert not re.search(r"https?:|//[a-z]|\bsrc=|\bhref=|@import", page, re.I)
+    assert all(ref.startswith("#") for ref in re.findall(r"url\(([^)]*)\)", page))
+    assert oct(os.stat(out).st_mode & 0o777) == "0o644"
+    assert not [p for p in tmp_path.iterdir() if p.name != "report.html"]  # no temp left
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or \
+        shutil.which("google-chrome")
+
+
+def render_in_chromium(path: str) -> str:
+    """The DOM of `path` after headless Chromium rendered it (no network, no profile)."""
+    browser = _chromium()
+    assert browser is not None
+    with tempfile.TemporaryDirectory() as profile:
+        done = subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={profile}", "--dump-dom", f"file://{path}"],
+            capture_output=True, text=True, timeout=90, check=False)
+    assert done.returncode == 0, done.stderr[-500:]
+    return done.stdout
+
+
+@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed "
+                    "(apt-get install chromium) - the browser rendering check is skipped")
+def test_chromium_renders_the_report_with_its_key_figures(tmp_path):
+    out = tmp_path / "report.html"
+    write_report(_data(), out)
+    dom = render_in_chromium(str(out))
+    for text in ("20,012", "11,990", "3,874", "19.4%", "32.3%", "&lt; 50", "Audit trail"):
+        assert text in dom, text
+    assert dom.count("<svg") >= 3

@@ -5,7 +5,7 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("name", ["cleanroom", "protocols"])
+@pytest.mark.parametrize("name", ["cleanroom", "normalize", "protocols"])
 def test_all_is_sorted_and_exported(name):
     mod = importlib.import_module(name)
     assert list(mod.__all__) == sorted(mod.__all__)

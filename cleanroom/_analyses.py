@@ -1,0 +1,275 @@
+"""Built-in analyses: overlap, match rates, links by rule, overlap by segment; policy report.
+
+Every number that comes out stands for at least the effective minimum of distinct entities
+(the highest minimum of the tables involved); a row below it is dropped without a trace in the
+result, and the audit log records how many rows were suppressed. Every analysis, accepted or
+refused, is appended to the audit log; a refusal names the rule that refused.
+
+Segments are the overlapping entities (present in every table) grouped by the `--by`
+dimensions; each table's rows are restricted to those entities, and tables named by `--by` or
+`--metric` are joined on `entity_id` (as `SELECT ... FROM a JOIN b USING (entity_id)` would).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from protocols import PolicyRefusal
+
+from ._policy import AGGREGATE_FUNCTIONS
+from ._sql import Sql, execute, quote_ident
+
+if TYPE_CHECKING:
+    from ._engine import CleanRoom
+
+_COLUMN = re.compile(r"\s*([a-z0-9_]+)\.([a-z0-9_]+)\s*")
+_METRIC = re.compile(r"\s*([A-Za-z_]+)\s*\(\s*(DISTINCT\s+)?([a-z0-9_]+)\.([a-z0-9_]+)\s*\)\s*",
+                     re.IGNORECASE)
+_SQL_FUNCS = {"SUM": "sum({})", "AVG": "avg({})", "COUNT": "count({})",
+              "COUNT_DISTINCT": "count(DISTINCT {})", "SUM_DISTINCT": "sum(DISTINCT {})"}
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """A `TABLE.COLUMN` to group by."""
+
+    table: str
+    column: str
+
+    @classmethod
+    def parse(cls, text: str) -> Dimension:
+        """Parse `TABLE.COLUMN`; anything else is refused by the dimension_columns rule."""
+        m = _COLUMN.fullmatch(text)
+        if not m:
+            raise PolicyRefusal("dimension_columns", f"{text!r} is not TABLE.COLUMN")
+        return cls(m.group(1), m.group(2))
+
+    def __str__(self) -> str:
+        return f"{self.table}.{self.column}"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """An aggregate `FUNC(TABLE.COLUMN)`, keyed in results as written."""
+
+    function: str
+    table: str
+    column: str
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> Metric:
+        """Parse `SUM(t.c)`, `COUNT(DISTINCT t.c)`, `COUNT_DISTINCT(t.c)`..."""
+        m = _METRIC.fullmatch(text)
+        if not m:
+            raise PolicyRefusal("aggregate_columns", f"{text!r} is not FUNC(TABLE.COLUMN)")
+        func = m.group(1).upper() + ("_DISTINCT" if m.group(2) else "")
+        if func not in AGGREGATE_FUNCTIONS:
+            raise PolicyRefusal("aggregate_columns", f"unknown aggregate function in {text!r} "
+                                f"(allowed: {', '.join(AGGREGATE_FUNCTIONS)})")
+        return cls(func, m.group(3), m.group(4), text.strip())
+
+
+@dataclass(frozen=True)
+class OverlapResult:
+    """What an overlap analysis returns (already thresholded)."""
+
+    tables: dict[str, dict[str, int]]
+    overlap: dict[str, int]
+    match_rate: dict[str, float]
+    links_by_rule: dict[str, int]
+    segments: list[dict[str, Any]]
+    threshold: int
+    rows_returned: int = field(default=0, compare=False)
+    rows_suppressed: int = field(default=0, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of `cleanroom overlap --json`."""
+        return {"tables": self.tables, "overlap": self.overlap, "match_rate": self.match_rate,
+                "links_by_rule": self.links_by_rule, "segments": self.segments,
+                "threshold": self.threshold}
+
+
+def _check_request(room: CleanRoom, dims: Sequence[Dimension], metrics: Sequence[Metric]) -> None:
+    """Refuse dimensions and metrics the tables' policies do not allow."""
+    tables = room.collaboration.tables
+    for d in dims:
+        if d.table not in tables:
+            raise PolicyRefusal("dimension_columns", f"{d.table!r} is not a table")
+        p = tables[d.table].policy
+        if d.column in p.join_columns:
+            raise PolicyRefusal("join_columns", f"{d} is a join column; join columns are "
+                                "never output")
+        if d.column in p.disallowed_output_columns:
+            raise PolicyRefusal("disallowed_output_columns", f"{d} may not be output")
+        if d.column not in p.dimension_columns:
+            raise PolicyRefusal("dimension_columns", f"{d} is not a dimension column of table "
+                                f"{d.table!r}")
+    for m in metrics:
+        if m.table not in tables:
+            raise PolicyRefusal("aggregate_columns", f"{m.table!r} is not a table")
+        p = tables[m.table].policy
+        if m.column in p.disallowed_output_columns:
+            raise PolicyRefusal("disallowed_output_columns", f"{m.table}.{m.column} may not be "
+                                "output, even aggregated")
+        if m.function not in p.functions_for(m.column):
+            allowed = ", ".join(p.functions_for(m.column)) or "none"
+            raise PolicyRefusal("aggregate_columns", f"{m.text} is not allowed on table "
+                                f"{m.table!r} (allowed on {m.column}: {allowed})")
+
+
+def overlap(
+    room: CleanRoom, as_member: str, *, by: Sequence[str] = (), metrics: Sequence[str] = ()
+) -> OverlapResult:
+    """Overlap of all tables as `as_member` sees it, thresholded and audited."""
+    request = {"analysis": "overlap", "by": list(by), "metrics": list(metrics)}
+    try:
+        names = tuple(room.collaboration.tables)
+        for n in names:
+            if room.collaboration.tables[n].policy.analysis_rule != "aggregation":
+                raise PolicyRefusal("analysis_rule", f"table {n!r} allows list queries only")
+        room.authorize(as_member, names)
+        dims = [Dimension.parse(b) for b in by]
+        mets = [Metric.parse(m) for m in metrics]
+        _check_request(room, dims, mets)
+        minimum = room.effective_minimum(names)
+    except PolicyRefusal as exc:
+        room.audit.record(member=as_member, request=request, decision="refused", rule=exc.rule)
+        raise
+    res = room.resolution()
+    kept = suppressed = 0
+
+    def ok(entities: int) -> bool:
+        nonlocal kept, suppressed
+        if entities >= minimum:
+            kept += 1
+            return True
+        suppressed += 1
+        return False
+
+    tables = {n: dict(s) for n, s in res.tables.items() if ok(s["entities"])}
+    ov = res.overlap_entities
+    overlap_out = {"entities": ov} if ok(ov) else {}
+    rates = {n: round(ov / s["entities"], 6) for n, s in tables.items()
+             if overlap_out and s["entities"]}
+    links = {r: c for r, c in res.links_by_rule.items() if ok(c)}
+    segments: list[dict[str, Any]] = []
+    if dims or mets:
+        rows = _segments(room, dims, mets)
+        for row in rows:
+            if ok(row["entities"]):
+                segments.append(row)
+    result = OverlapResult(tables=tables, overlap=overlap_out, match_rate=rates,
+                           links_by_rule=links, segments=segments, threshold=minimum,
+                           rows_returned=kept, rows_suppressed=suppressed)
+    room.audit.record(member=as_member, request=request, decision="accepted",
+                      rule="output_constraints", rows_returned=kept, rows_suppressed=suppressed)
+    return result
+
+
+def _segments(room: CleanRoom, dims: Sequence[Dimension], mets: Sequence[Metric]) -> list[dict]:
+    """All segment rows (before the threshold), as dicts keyed like the JSON output."""
+    used = list(dict.fromkeys([d.table for d in dims] + [m.table for m in mets]))
+    ctes, params = [], []
+    for i, t in enumerate(used):
+        cols = list(dict.fromkeys([d.column for d in dims if d.table == t]
+                                  + [m.column for m in mets if m.table == t]))
+        sql = room.entity_rows_sql(t, cols, overlap_only=True)
+        renamed = ", ".join(["entity_id"] + [f"{quote_ident(c, cols)} AS {quote_ident(f's{i}_{c}')}"
+                                             for c in cols])
+        ctes.append(f"s{i} AS (SELECT {renamed} FROM ({sql.text}))")
+        params.extend(sql.params)
+    src = " JOIN ".join(f"s{i}" if i == 0 else f"s{i} USING (entity_id)"
+                        for i in range(len(used)))
+    def col(t: str, c: str) -> str:
+        return quote_ident(f"s{used.index(t)}_{c}")
+
+    sel = [f"{col(d.table, d.column)} AS d{k}" for k, d in enumerate(dims)]
+    sel.append("count(DISTINCT entity_id) AS entities")
+    sel += [_SQL_FUNCS[m.function].format(col(m.table, m.column)) + f" AS m{k}"
+            for k, m in enumerate(mets)]
+    group = f" GROUP BY {', '.join(f'd{k}' for k in range(len(dims)))}" if dims else ""
+    order = f" ORDER BY {', '.join(f'd{k} NULLS LAST' for k in range(len(dims)))}" if dims else ""
+    text = f"WITH {', '.join(ctes)} SELECT {', '.join(sel)} FROM {src}{group}{order}"
+    rows = execute(room.connection, Sql(text, tuple(params))).fetchall()
+    out = []
+    for row in rows:
+        rec: dict[str, Any] = {str(d): row[k] for k, d in enumerate(dims)}
+        rec["entities"] = int(row[len(dims)])
+        for k, m in enumerate(mets):
+            v = row[len(dims) + 1 + k]
+            rec[m.text] = float(v) if isinstance(v, Decimal) else v
+        out.append(rec)
+    if not dims and out and out[0]["entities"] == 0:
+        return []
+    return out
+
+
+def policy_report(room: CleanRoom) -> dict[str, Any]:
+    """What each member can and cannot learn from each table, as data and plain sentences."""
+    collab = room.collaboration
+    names = tuple(collab.tables)
+    eff = room.effective_policy(names)
+    tables: dict[str, Any] = {}
+    for n, t in collab.tables.items():
+        p = t.policy
+        tables[n] = {
+            "owner": t.owner, "analysis_rule": p.analysis_rule,
+            "join_columns": list(p.join_columns),
+            "dimension_columns": list(p.dimension_columns),
+            "aggregate_columns": {c: list(p.functions_for(c)) for c in p.aggregated_columns()},
+            "list_columns": list(p.list_columns),
+            "minimum": p.minimum, "join_required": p.join_required,
+            "scalar_functions": list(p.scalar_functions),
+            "disallowed_output_columns": list(p.disallowed_output_columns),
+            "allowed_result_receivers": (None if p.allowed_result_receivers is None
+                                         else list(p.allowed_result_receivers)),
+        }
+    members: dict[str, Any] = {}
+    for mname, m in collab.members.items():
+        per: dict[str, Any] = {}
+        for n, t in collab.tables.items():
+            per[n] = _explain(room, mname, n, eff.minimum)
+        members[mname] = {"can_query": m.can_query, "can_receive_results": m.can_receive_results,
+                          "owns": list(collab.owned_by(mname)), "tables": per}
+    return {"collaboration": {"id": collab.id, "name": collab.name},
+            "matching": {"rules": list(collab.matching.rules),
+                         "max_records_per_token": collab.matching.max_records_per_token},
+            "joint_minimum": eff.minimum, "tables": tables, "members": members}
+
+
+def _explain(room: CleanRoom, member: str, table: str, joint: int | None) -> dict[str, Any]:
+    """Plain sentences: what `member` can and cannot learn from `table`."""
+    p = room.collaboration.tables[table].policy
+    can: list[str] = []
+    cannot = [f"the tokens in {', '.join(p.join_columns)} (join columns only link records; "
+              "they are never output)"]
+    try:
+        room.authorize(member, tuple(room.collaboration.tables))
+    except PolicyRefusal as exc:
+        cannot.insert(0, f"any result from this table: {exc.detail} (rule {exc.rule})")
+        return {"can_learn": can, "cannot_learn": cannot}
+    if p.analysis_rule == "list":
+        can.append(f"row-level lists of {', '.join(p.list_columns)} for people who are also in "
+                   "its own data (list rule)")
+    else:
+        if p.dimension_columns:
+            can.append(f"counts of distinct people grouped by {', '.join(p.dimension_columns)}")
+        for c in p.aggregated_columns():
+            can.append(f"{' / '.join(p.functions_for(c))} of {c}")
+        crowd = p.minimum if joint is None else max(p.minimum or 0, joint)
+        can.append(f"only numbers that stand for at least {p.minimum} distinct people (at least "
+                   f"{crowd} when combined with the other tables)")
+        cannot.append(f"any group of fewer than {p.minimum} people (silently dropped)")
+    if p.scalar_functions:
+        can.append(f"scalar functions on dimensions: {', '.join(p.scalar_functions)}")
+    if p.disallowed_output_columns:
+        cannot.append(f"{', '.join(p.disallowed_output_columns)} in any output")
+    cannot.append("any column the policy does not list")
+    if p.join_required == "query_runner":
+        can.append("this only in a join with a table of its own (join_required)")
+    return {"can_learn": can, "cannot_learn": cannot}

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
+import normalize
 import protocols
 
 
@@ -102,3 +106,230 @@ def keys_agree(private_path: str, public_path: str, collaboration_id: str, out: 
     else:
         click.echo(f"wrote {out} (mode 0600) for collaboration {secret.collaboration_id}, "
                    f"key fingerprint {secret.fingerprint} (the other party must see the same)")
+
+
+class _IdentifierParam(click.ParamType):
+    """KIND=COLUMN, e.g. email=Email Address."""
+
+    name = "KIND=COLUMN"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        if isinstance(value, tuple):
+            return value
+        kind, sep, column = value.partition("=")
+        kind = kind.strip()
+        if not sep or not kind or not column:
+            self.fail(f"{value!r} is not KIND=COLUMN (e.g. email=Email)", param, ctx)
+        if kind not in normalize.KINDS:
+            self.fail(f"unknown kind {kind!r}; expected one of: {', '.join(normalize.KINDS)}",
+                      param, ctx)
+        return kind, column
+
+
+class _MatchKeyParam(click.ParamType):
+    """NAME=KIND+KIND..., a part optionally KIND:COLUMN, e.g. name_dob=first_name+last_name+dob."""
+
+    name = "NAME=KIND+KIND"
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        if isinstance(value, tuple):
+            return value
+        name, sep, rest = value.partition("=")
+        name = name.strip()
+        if not sep or not name or not rest or not name.replace("_", "").isalnum():
+            self.fail(f"{value!r} is not NAME=KIND+KIND (NAME: letters, digits, _)", param, ctx)
+        parts = []
+        for part in rest.split("+"):
+            kind, _, column = part.partition(":")
+            kind = kind.strip()
+            if kind not in normalize.KINDS:
+                self.fail(f"unknown kind {kind!r} in match key {name!r}; expected one of: "
+                          f"{', '.join(normalize.KINDS)}", param, ctx)
+            parts.append((kind, column or None))
+        return name, tuple(parts)
+
+
+def _progress(label: str) -> Callable[[int], None] | None:
+    """A one-line row counter on stderr, shown only on a terminal after a couple of seconds."""
+    if not sys.stderr.isatty():
+        return None
+    start = time.monotonic()
+
+    def show(rows: int) -> None:
+        if time.monotonic() - start > 2:
+            click.echo(f"\r{label} {rows:,} rows ...", nl=False, err=True)
+
+    return show
+
+
+def _end_progress(progress: Callable[[int], None] | None) -> None:
+    if progress is not None:
+        click.echo("\r\033[K", nl=False, err=True)
+
+
+def _write_report(path: str | None, doc: dict) -> None:
+    if path:
+        protocols.write_bytes_atomic(path, (json.dumps(doc, indent=2, sort_keys=True) + "\n")
+                                     .encode(), mode=0o644)
+
+
+def _invalid_text(invalid: dict[str, int]) -> str:
+    total = sum(invalid.values())
+    if not total:
+        return "0"
+    by = ", ".join(f"{reason} {n:,}" for reason, n in sorted(invalid.items(),
+                                                            key=lambda kv: -kv[1]))
+    return f"{total:,} ({by})"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)).rstrip()
+             for r in [header, *rows]]
+    return "\n".join(lines)
+
+
+_INPUT_HELP = "Input: CSV (header row required) or Parquet."
+_common_input = [
+    click.option("--profile", type=click.Choice(normalize.PROFILES), default="strict",
+                 show_default=True, help="Normalization rules (strict, or a platform's)."),
+    click.option("--region", default="US", show_default=True,
+                 help="Default country (ISO code) for phone numbers without a +country code."),
+    click.option("--delimiter", default=",", show_default=True, help="CSV field delimiter."),
+    click.option("--encoding", default="utf-8", show_default=True,
+                 help="Text encoding of a CSV input (e.g. latin-1, cp1252)."),
+]
+
+
+def _with_common(fn):  # type: ignore[no-untyped-def]
+    for opt in reversed(_common_input):
+        fn = opt(fn)
+    return fn
+
+
+@click.command("tokenize")
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
+@click.option("--party", required=True, help="Your party's name, recorded in the manifest.")
+@click.option("--secret-file", required=True, type=click.Path(dir_okay=False),
+              help="The collaboration secret file (from `keys new` or `keys agree`).")
+@click.option("--id", "identifiers", type=_IdentifierParam(), multiple=True,
+              help="An identifier to tokenize: KIND=COLUMN (repeatable), e.g. email=Email.")
+@click.option("--match-key", "match_keys", type=_MatchKeyParam(), multiple=True,
+              help="A token of several fields: NAME=KIND+KIND... (repeatable); a part is a "
+                   "kind given with --id, or KIND:COLUMN.")
+@click.option("--attr", "attributes", multiple=True,
+              help="A column to share in clear (segment, number); repeatable.")
+@click.option("--allow-identifying-attr", is_flag=True,
+              help="Share an attribute even if its values look like emails or phones.")
+@_with_common
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="Token file to write (Parquet).")
+@click.option("--report", "report", type=click.Path(dir_okay=False),
+              help="Also write the quality report as JSON here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+def tokenize(input_path: str, party: str, secret_file: str,
+             identifiers: tuple[tuple[str, str], ...], match_keys: tuple, attributes: tuple,
+             allow_identifying_attr: bool, profile: str, region: str, delimiter: str,
+             encoding: str, out: str, report: str | None, as_json: bool) -> None:
+    """Turn INPUT's identifiers into keyed tokens: a token file that may leave the building.
+
+    Each identifier is normalized, then HMAC-SHA256'd with a key derived from the
+    collaboration secret; row ids are random and rows shuffled. Only tokens and the --attr
+    columns leave, in clear. Send the token file to the clean-room engine only, never to
+    the other party: anyone holding the secret can test guesses against the tokens.
+    """
+    secret = protocols.load_secret(secret_file)
+    progress = _progress("tokenized")
+    try:
+        result = protocols.tokenize_file(
+            input_path, out, party=party, secret=secret, identifiers=identifiers,
+            match_keys=match_keys, attributes=attributes, profile=profile, region=region,
+            delimiter=delimiter, encoding=encoding,
+            allow_identifying_attr=allow_identifying_attr, progress=progress)
+    finally:
+        _end_progress(progress)
+    doc = result.to_dict()
+    _write_report(report, doc)
+    if as_json:
+        _emit_json(doc)
+        return
+    click.echo(f"wrote {out}: {doc['row_count']:,} rows, party {doc['party']}, collaboration "
+               f"{doc['collaboration_id']}, key fingerprint {doc['key_fingerprint']}")
+    rows = [[name, "+".join(q["kinds"]), f"{q['valid']:,}", f"{q['missing']:,}",
+             _invalid_text(q["invalid"]), f"{q['duplicate_rows']:,}"]
+            for name, q in doc["identifiers"].items()]
+    click.echo(_table(["token", "kinds", "valid", "missing", "invalid (by reason)",
+                       "rows sharing a token"], rows))
+    if doc["attributes"]:
+        click.echo("attributes in clear: " + ", ".join(f"{a} ({t})"
+                                                       for a, t in doc["attributes"].items()))
+
+
+@click.command("normalize")
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
+@click.option("--id", "identifiers", type=_IdentifierParam(), multiple=True, required=True,
+              help="A column to normalize: KIND=COLUMN (repeatable), e.g. phone=Mobile.")
+@click.option("--keep", multiple=True,
+              help="A column to copy unchanged (e.g. your customer id); repeatable.")
+@_with_common
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+              help="Output file: CSV if it ends in .csv, else Parquet (mode 0600).")
+@click.option("--report", "report", type=click.Path(dir_okay=False),
+              help="Also write the quality report as JSON here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+def normalize_cmd(input_path: str, identifiers: tuple[tuple[str, str], ...], keep: tuple,
+                  profile: str, region: str, delimiter: str, encoding: str, out: str,
+                  report: str | None, as_json: bool) -> None:
+    """Normalize INPUT's identifier columns and report their quality.
+
+    The output holds each column in canonical form (plus COLUMN_reason saying why a value
+    was rejected), in input order. It is STILL PERSONAL DATA: it stays with its owner and
+    never goes to the other party or the engine; use `tokenize` for what may leave.
+    """
+    progress = _progress("normalized")
+    try:
+        result = protocols.normalize_file(
+            input_path, out, identifiers=identifiers, keep=keep, profile=profile,
+            region=region, delimiter=delimiter, encoding=encoding, progress=progress)
+    finally:
+        _end_progress(progress)
+    doc = result.to_dict()
+    _write_report(report, doc)
+    if as_json:
+        _emit_json(doc)
+        return
+    click.echo(f"wrote {out}: {doc['row_count']:,} rows (personal data: keep it in-house)")
+    rows = [[column, q["kind"], f"{q['valid']:,}", f"{q['missing']:,}",
+             _invalid_text(q["invalid"]), f"{q['repeated_rows']:,}"]
+            for column, q in doc["columns"].items()]
+    click.echo(_table(["column", "kind", "valid", "missing", "invalid (by reason)",
+                       "rows repeating a value"], rows))
+
+
+@click.command("inspect")
+@click.argument("tokens", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON on stdout.")
+def inspect(tokens: str, as_json: bool) -> None:
+    """Show a token file's manifest and column statistics (never a token or a secret)."""
+    doc = protocols.inspect_token_file(tokens)
+    if as_json:
+        _emit_json(doc)
+        return
+    m = doc["manifest"]
+    click.echo(f"{doc['file']}: {doc['rows']:,} rows, {doc['size_bytes']:,} bytes")
+    for key in ("party", "collaboration_id", "protocol", "key_fingerprint", "profile", "region",
+                "created", "format_version"):
+        click.echo(f"  {key}: {m.get(key)}")
+    if m.get("library_versions"):
+        click.echo("  library versions: " + ", ".join(
+            f"{k} {v}" for k, v in sorted(m["library_versions"].items())))
+    rows = []
+    for name, col in doc["columns"].items():
+        q = m.get("quality", {}).get(name, {})
+        kinds = "+".join(m["identifiers"].get(name, {}).get("kinds", []))
+        rows.append([name, col["role"], kinds, col["type"], f"{col['non_null']:,}",
+                     f"{col['distinct']:,}",
+                     _invalid_text(q["invalid"]) if "invalid" in q else "",
+                     f"{q['duplicate_rows']:,}" if "duplicate_rows" in q else ""])
+    click.echo(_table(["column", "role", "kinds", "type", "non-null", "distinct",
+                       "invalid (by reason)", "rows sharing a token"], rows))

@@ -39,6 +39,22 @@ def main() -> None:
 
 
 # Subcommands register here, one import per module.
-from ._cli_local import keys  # noqa: E402
+from ._cli_local import inspect, keys, normalize_cmd, tokenize  # noqa: E402
 
 main.add_command(keys)
+main.add_command(normalize_cmd)
+main.add_command(tokenize)
+main.add_command(inspect)
+
+from ._cli_interop import c3r, export_hashes  # noqa: E402
+
+main.add_command(c3r)
+main.add_command(export_hashes)
+from ._cli_psi import psi  # noqa: E402
+
+main.add_command(psi)
+
+from ._cli_demo import demo, report  # noqa: E402
+
+main.add_command(demo)
+main.add_command(report)

@@ -11,6 +11,8 @@ from ._errors import (
     ManifestMismatch,
     PolicyRefusal,
 )
+from ._h2c import expand_message_xmd, hash_to_curve, hash_to_curve_u
+from ._inspect import inspect_token_file
 from ._io import atomic_path, write_bytes_atomic
 from ._keys import (
     CollaborationSecret,
@@ -34,6 +36,19 @@ from ._manifest import (
     read_manifest,
     write_token_file,
 )
+from ._normalize_file import NormalizeReport, normalize_file
+from ._psi import (
+    PsiBlindResult,
+    PsiReblindResult,
+    psi_blind_file,
+    psi_blind_values,
+    psi_finish_file,
+    psi_reblind_file,
+    psi_reblind_values,
+)
+from ._tokenize import TokenizeReport, tokenize_file
+from ._tokens import MATCH_SEPARATOR, hmac_token, hmac_tokens
+from .platform import platform_hash
 
 __all__ = [
     "AuditError",
@@ -45,22 +60,41 @@ __all__ = [
     "FORMAT_VERSION",
     "InputError",
     "KeyMaterialError",
+    "MATCH_SEPARATOR",
     "Manifest",
     "ManifestMismatch",
+    "NormalizeReport",
     "PROTOCOL_HMAC",
     "PROTOCOL_PSI",
     "PolicyRefusal",
+    "PsiBlindResult",
+    "PsiReblindResult",
+    "TokenizeReport",
     "agree_secret",
     "atomic_path",
     "derive_match_key",
     "derive_token_key",
+    "expand_message_xmd",
+    "hash_to_curve",
+    "hash_to_curve_u",
+    "hmac_token",
+    "hmac_tokens",
+    "inspect_token_file",
     "key_fingerprint",
     "load_private_key",
     "load_public_key",
     "load_secret",
     "new_secret",
+    "normalize_file",
     "parse_collaboration_id",
+    "platform_hash",
+    "psi_blind_file",
+    "psi_blind_values",
+    "psi_finish_file",
+    "psi_reblind_file",
+    "psi_reblind_values",
     "read_manifest",
+    "tokenize_file",
     "write_bytes_atomic",
     "write_keypair",
     "write_secret",

@@ -43,7 +43,8 @@ def test_keys_new_generates_id_and_refuses_overwrite(tmp_path):
     before = out.read_bytes()
     res = run("keys", "new", "--out", str(out))
     assert res.exit_code == 1
-    assert res.output.strip() == f"error: {out}: already exists; refusing to overwrite (use --force)"
+    assert res.output.strip() == (
+        f"error: {out}: already exists; refusing to overwrite (use --force)")
     assert out.read_bytes() == before
     assert run("keys", "new", "--out", str(out), "--force").exit_code == 0
     assert out.read_bytes() != before
@@ -132,7 +133,8 @@ def test_two_parties_agree_and_a_third_does_not(tmp_path):
     assert stat.S_IMODE(os.stat(tmp_path / "a.secret").st_mode) == 0o600
     # eve, with her own key and alice's public key, gets something else
     assert agree("eve", "alice", "e.secret").exit_code == 0
-    a, e = protocols.load_secret(tmp_path / "a.secret"), protocols.load_secret(tmp_path / "e.secret")
+    a = protocols.load_secret(tmp_path / "a.secret")
+    e = protocols.load_secret(tmp_path / "e.secret")
     assert a.secret != e.secret and a.fingerprint != e.fingerprint
     # another collaboration id gives another secret for the same pair
     other = "0d6b2c1e-5a4f-4e3b-8c2d-1f0e9a8b7c6d"

@@ -1,0 +1,398 @@
+"""tokenize_file: a party's extract in, a token file (Parquet + manifest) and a quality report out.
+
+The input is read in bounded batches; each batch is normalized with the column API of
+`normalize` and tokenized with HMAC-SHA256 in DuckDB (`_tokens.hmac_tokens`), in a pool of
+worker processes when the file spans several batches. Each output batch gets random 64-bit
+row ids and is shuffled, so neither the ids nor the file order reveal the input order.
+Duplicate counts ("rows sharing a token") are computed at the end by DuckDB over a side file
+of tokens, so memory stays bounded whatever the number of rows.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import tempfile
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+import normalize
+
+from ._errors import CleanroomBug, ConfigError, PolicyRefusal
+from ._io import atomic_path
+from ._keys import CollaborationSecret, derive_match_key, derive_token_key, key_fingerprint
+from ._manifest import METADATA_KEY, PROTOCOL_HMAC, Manifest
+from ._quality import count_reasons, merge_counts, repeated_rows
+from ._readers import BATCH_ROWS, InputFile, open_input, read_batches
+from ._tokens import TOKEN_TYPE, hmac_tokens, join_match_parts
+
+IDENTIFYING_SAMPLE = 500
+IDENTIFYING_SHARE = 0.05
+RESERVED_COLUMNS = frozenset({"row_id"})
+
+
+@dataclass(frozen=True)
+class TokenColumn:
+    """One token column: its name and the (kind, input column) parts it is made of."""
+
+    name: str
+    parts: tuple[tuple[str, str], ...]
+    match_key: bool = False
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(kind for kind, _ in self.parts)
+
+
+def plan_token_columns(identifiers: Sequence[tuple[str, str]],
+                       match_keys: Sequence[tuple[str, Sequence[tuple[str, str | None]]]] = (),
+                       ) -> tuple[TokenColumn, ...]:
+    """Name the token columns: one per `--id KIND=COLUMN` (a second id of the same kind is
+    KIND_2), one per match key; a match key part without a column uses that kind's --id."""
+    out: list[TokenColumn] = []
+    names: set[str] = set()
+    by_kind: dict[str, list[str]] = {}
+    for kind, column in identifiers:
+        _check_kind(kind)
+        by_kind.setdefault(kind, []).append(column)
+        name = kind if len(by_kind[kind]) == 1 else f"{kind}_{len(by_kind[kind])}"
+        names.add(name)
+        out.append(TokenColumn(name, ((kind, column),)))
+    for name, parts in match_keys:
+        if name in names or name in RESERVED_COLUMNS or name in normalize.KINDS:
+            raise ConfigError("the name is already used by another token column or a kind",
+                              key=f"--match-key {name}")
+        resolved = []
+        for kind, column in parts:
+            _check_kind(kind)
+            if column is None:
+                columns = by_kind.get(kind, [])
+                if len(columns) != 1:
+                    raise ConfigError(
+                        f"part {kind!r} needs exactly one --id {kind}=COLUMN (found "
+                        f"{len(columns)}); or write it as {kind}:COLUMN",
+                        key=f"--match-key {name}")
+                column = columns[0]
+            resolved.append((kind, column))
+        names.add(name)
+        out.append(TokenColumn(name, tuple(resolved), match_key=True))
+    if not out:
+        raise ConfigError("give at least one --id KIND=COLUMN or --match-key", key="--id")
+    return tuple(out)
+
+
+def check_region(region: str) -> str:
+    """The region as normalize accepts it, or ConfigError naming the option."""
+    try:
+        normalize.normalize_column("phone", pa.array([], pa.string()), region=region)
+    except ValueError as exc:
+        raise ConfigError(str(exc), key="--region") from None
+    return region
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in normalize.KINDS:
+        raise ConfigError(f"unknown kind {kind!r}; expected one of: {', '.join(normalize.KINDS)}",
+                          key="--id")
+
+
+@dataclass(frozen=True)
+class TokenizeReport:
+    """What a tokenize run produced: the output path and its manifest (no secret inside)."""
+
+    output: str
+    manifest: Manifest
+
+    def to_dict(self) -> dict[str, Any]:
+        m = self.manifest
+        return {
+            "output": self.output, "party": m.party, "collaboration_id": m.collaboration_id,
+            "protocol": m.protocol, "key_fingerprint": m.key_fingerprint,
+            "profile": m.profile, "region": m.region, "row_count": m.row_count,
+            "identifiers": {name: dict(spec, **m.quality.get(name, {}))
+                            for name, spec in m.identifiers.items()},
+            "attributes": m.attributes, "library_versions": m.library_versions,
+            "created": m.created,
+        }
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything a worker needs for one batch; the keys never show in a repr."""
+
+    columns: tuple[TokenColumn, ...]
+    profile: str
+    region: str
+    keys: tuple[bytes, ...] = field(repr=False)
+    normalize_workers: int | None = None
+
+
+_CON: duckdb.DuckDBPyConnection | None = None
+
+
+def _connection() -> duckdb.DuckDBPyConnection:
+    global _CON
+    if _CON is None:
+        _CON = duckdb.connect(config={"threads": 1})
+    return _CON
+
+
+def _normalized(plan: _Plan, batch: pa.RecordBatch, kind: str, column: str,
+                cache: dict) -> tuple[pa.Array, pa.Array]:
+    if (kind, column) not in cache:
+        values = batch.column(column)
+        res = normalize.normalize_column(kind, values, profile=plan.profile, region=plan.region,
+                                         workers=plan.normalize_workers)
+        cache[(kind, column)] = (_as_string_array(res.values), _as_string_array(res.reasons))
+    return cache[(kind, column)]
+
+
+def _as_string_array(arr: Any) -> pa.Array:
+    arr = pa.array(arr) if not isinstance(arr, pa.Array | pa.ChunkedArray) else arr
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr if arr.type == pa.string() else arr.cast(pa.string())
+
+
+def _match_reasons(kinds: Sequence[str], reasons: Sequence[pa.Array], bad: pa.Array) -> pa.Array:
+    """A match key's reason: the first invalid part as `kind:reason`, else `empty`, else null."""
+    null = pa.scalar(None, pa.string())
+    invalid = [pc.if_else(pc.equal(r, "empty"), null,
+                          pc.binary_join_element_wise(pa.scalar(f"{k}:"), r, ""))
+               for k, r in zip(kinds, reasons, strict=True)]
+    empty = [pc.if_else(pc.equal(r, "empty"), pa.scalar("empty"), null) for r in reasons]
+    combined = pc.coalesce(*invalid, *empty)
+    return pc.if_else(pc.and_(pc.is_null(combined), bad), pa.scalar("control_char"), combined)
+
+
+def tokenize_batch(plan: _Plan, batch: pa.RecordBatch) -> tuple[list[pa.Array], list[dict]]:
+    """Normalize and tokenize one batch: token arrays and quality counts per token column."""
+    cache: dict = {}
+    con = _connection()
+    tokens, counts = [], []
+    for col, key in zip(plan.columns, plan.keys, strict=True):
+        if not col.match_key:
+            values, reasons = _normalized(plan, batch, *col.parts[0], cache)
+        else:
+            pairs = [_normalized(plan, batch, kind, column, cache) for kind, column in col.parts]
+            values, bad = join_match_parts([v for v, _ in pairs])
+            reasons = _match_reasons(col.kinds, [r for _, r in pairs], bad)
+        tokens.append(hmac_tokens(key, values, con=con))
+        counts.append(count_reasons(reasons))
+    return tokens, counts
+
+
+def _work(args: tuple[_Plan, pa.RecordBatch]) -> tuple[list[pa.Array], list[dict]]:
+    return tokenize_batch(*args)
+
+
+def _pool_map(plan: _Plan, batches: Iterable[pa.RecordBatch], workers: int
+              ) -> Iterator[tuple[pa.RecordBatch, tuple[list[pa.Array], list[dict]]]]:
+    """Tokenize batches in order: in-process for one batch or one worker, else in a process
+    pool with at most `workers + 1` batches in flight (bounded memory)."""
+    it = iter(batches)
+    first = next(it, None)
+    if first is None:
+        return
+    second = next(it, None)
+    if second is None or workers <= 1:
+        for batch in _chain(first, second, it):
+            yield batch, tokenize_batch(plan, batch)
+        return
+    ctx = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        pending: deque[tuple[pa.RecordBatch, Future]] = deque()
+        for batch in _chain(first, second, it):
+            job = (replace(plan, normalize_workers=1), batch.select(_needed(plan)))
+            pending.append((batch, pool.submit(_work, job)))
+            while len(pending) > workers:
+                done_batch, fut = pending.popleft()
+                yield done_batch, fut.result()
+        while pending:
+            done_batch, fut = pending.popleft()
+            yield done_batch, fut.result()
+
+
+def _chain(first: pa.RecordBatch, second: pa.RecordBatch | None,
+           rest: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    yield first
+    if second is not None:
+        yield second
+        yield from rest
+
+
+def _needed(plan: _Plan) -> list[str]:
+    return sorted({column for col in plan.columns for _, column in col.parts})
+
+
+def check_attributes(source: InputFile, attributes: Sequence[str],
+                     columns: Sequence[TokenColumn], *, allow_identifying: bool) -> None:
+    """Refuse an attribute that is also an --id column or clashes with a token column name."""
+    id_columns = {column for col in columns for _, column in col.parts}
+    taken = {col.name for col in columns} | RESERVED_COLUMNS
+    for attr in attributes:
+        if attr in id_columns:
+            raise PolicyRefusal("id_column_as_attribute",
+                                f"column {attr!r} is tokenized as an identifier; it cannot "
+                                "also leave in clear as an attribute")
+        if attr in taken:
+            raise ConfigError("an attribute cannot have the name of a token column or row_id",
+                              key=f"--attr {attr}")
+    if len(set(attributes)) != len(attributes):
+        raise ConfigError("an attribute is given twice", key="--attr")
+
+
+def check_identifying(batch: pa.RecordBatch, attributes: Sequence[str], region: str,
+                      file: str) -> None:
+    """Refuse an attribute whose sampled values parse as emails or phones too often."""
+    for attr in attributes:
+        arr = batch.column(attr)
+        if pa.types.is_floating(arr.type) or pa.types.is_boolean(arr.type):
+            continue
+        arr = arr.drop_null()
+        if len(arr) == 0:
+            continue
+        step = max(1, len(arr) // IDENTIFYING_SAMPLE)
+        sample = pc.cast(arr.take(pa.array(np.arange(0, len(arr), step)[:IDENTIFYING_SAMPLE])),
+                         pa.string())
+        for kind in ("email", "phone"):
+            res = normalize.normalize_column(kind, sample, profile="strict", region=region)
+            hits = _as_string_array(res.reasons).null_count  # null reason = valid
+            if hits > IDENTIFYING_SHARE * len(sample):
+                raise PolicyRefusal(
+                    "identifying_attribute",
+                    f"{file}: attribute column {attr!r}: {hits} of {len(sample)} sampled values "
+                    f"parse as {kind}s; attributes leave in clear (use --id {kind}={attr} to "
+                    "tokenize it, or --allow-identifying-attr if this is really intended)")
+
+
+def tokenize_file(input_path: str | os.PathLike[str], output: str | os.PathLike[str], *,
+                  party: str, secret: CollaborationSecret,
+                  identifiers: Sequence[tuple[str, str]] = (),
+                  match_keys: Sequence[tuple[str, Sequence[tuple[str, str | None]]]] = (),
+                  attributes: Sequence[str] = (), profile: str = "strict", region: str = "US",
+                  delimiter: str = ",", encoding: str = "utf-8",
+                  allow_identifying_attr: bool = False, batch_rows: int = BATCH_ROWS,
+                  workers: int | None = None, progress: Callable[[int], None] | None = None,
+                  now: datetime | None = None) -> TokenizeReport:
+    """Tokenize `input_path` into the token file `output`, atomically; return its report."""
+    if profile not in normalize.PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; expected one of: "
+                          f"{', '.join(normalize.PROFILES)}", key="--profile")
+    region = check_region(region)
+    if not party or not party.strip():
+        raise ConfigError("the party name must not be empty", key="--party")
+    columns = plan_token_columns(identifiers, match_keys)
+    source = open_input(input_path, delimiter=delimiter, encoding=encoding)
+    check_attributes(source, attributes, columns, allow_identifying=allow_identifying_attr)
+    keys = tuple(derive_match_key(secret, c.name, c.kinds) if c.match_key
+                 else derive_token_key(secret, c.kinds[0]) for c in columns)
+    plan = _Plan(columns, profile, region, keys)
+    id_columns = _needed(plan)
+    wanted = id_columns + [a for a in attributes if a not in id_columns]
+    batches = read_batches(source, wanted, string_columns=id_columns, batch_rows=batch_rows)
+    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    names = [c.name for c in columns]
+    totals: list[dict] = [{} for _ in columns]
+    attr_types: dict[str, str] = {}
+    rows = 0
+    rng = np.random.default_rng(int.from_bytes(os.urandom(16), "big"))
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out, 0o644) as tmp, \
+            tempfile.TemporaryDirectory(prefix=".cleanroom-", dir=out.parent) as side_dir:
+        side_path = Path(side_dir) / "tokens.parquet"
+        writer = side = None
+        try:
+            for batch, (tokens, counts) in _pool_map(
+                    plan, _checked(batches, attributes, region, source.path,
+                                   allow_identifying_attr), workers):
+                n = batch.num_rows
+                row_id = pa.array(np.frombuffer(os.urandom(8 * n), dtype=np.int64))
+                perm = pa.array(rng.permutation(n))
+                arrays = [row_id, *tokens, *(batch.column(a) for a in attributes)]
+                table = pa.Table.from_arrays(arrays, names=["row_id", *names, *attributes])
+                table = table.take(perm)
+                if writer is None:
+                    attr_types = {a: str(table.schema.field(a).type) for a in attributes}
+                    writer = _token_writer(tmp, table.schema, names)
+                    side = pq.ParquetWriter(side_path, _side_schema(len(names)),
+                                            compression="none", use_dictionary=False,
+                                            store_schema=False)
+                writer.write_table(table)
+                side.write_table(pa.Table.from_arrays(
+                    [table.column(i) for i in range(len(names) + 1)],
+                    schema=_side_schema(len(names))))
+                totals = [merge_counts(t, c) for t, c in zip(totals, counts, strict=True)]
+                rows += n
+                if progress is not None:
+                    progress(rows)
+            if writer is None or side is None:
+                raise CleanroomBug("no batch was read from a non-empty input")
+            side.close()
+            side = None
+            dups, id_collisions = _side_stats(side_path, len(names), side_dir)
+            if id_collisions:
+                raise CleanroomBug("two rows drew the same random row id; run again")
+            for total, dup in zip(totals, dups, strict=True):
+                total["duplicate_rows"] = dup
+            manifest = Manifest(
+                party=party.strip(), collaboration_id=secret.collaboration_id,
+                protocol=PROTOCOL_HMAC, key_fingerprint=key_fingerprint(secret),
+                profile=profile, region=region, row_count=rows,
+                identifiers={c.name: {"kinds": list(c.kinds), "match_key": c.match_key}
+                             for c in columns},
+                attributes=attr_types,
+                quality=dict(zip(names, totals, strict=True)),
+                library_versions=dict(normalize.library_versions()),
+                created=(now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            )
+            writer.add_key_value_metadata({METADATA_KEY.decode(): manifest.to_json()})
+            writer.close()
+            writer = None
+        finally:
+            for w in (writer, side):
+                if w is not None:
+                    w.close()
+    return TokenizeReport(os.fspath(out), manifest)
+
+
+def _checked(batches: Iterable[pa.RecordBatch], attributes: Sequence[str], region: str,
+             file: str, allow: bool) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        if attributes and not allow:
+            check_identifying(batch, attributes, region, file)
+        yield batch
+
+
+def _token_writer(path: Path, schema: pa.Schema, names: list[str]) -> pq.ParquetWriter:
+    """Tokens are random bytes: store them plain; compress row ids and attributes."""
+    compression = {n: ("none" if n in names else "zstd") for n in schema.names}
+    dictionary = [n for n in schema.names if n not in names and n != "row_id"]
+    return pq.ParquetWriter(path, schema, compression=compression, use_dictionary=dictionary,
+                            store_schema=False)
+
+
+def _side_schema(n: int) -> pa.Schema:
+    return pa.schema([("row_id", pa.int64()), *((f"t{i}", TOKEN_TYPE) for i in range(n))])
+
+
+def _side_stats(path: Path, n: int, temp_dir: str) -> tuple[list[int], int]:
+    """Rows sharing a token with another row, per token column, and row-id collisions."""
+    names = [f"t{i}" for i in range(n)]
+    repeats = repeated_rows(path, names, temp_dir)
+    with duckdb.connect(config={"threads": 1}) as con:
+        row = con.execute("SELECT count(*) - count(DISTINCT row_id) FROM read_parquet(?)",
+                          [str(path)]).fetchone()
+    return [repeats[name] for name in names], int(row[0]) if row else 0

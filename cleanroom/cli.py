@@ -58,3 +58,13 @@ from ._cli_demo import demo, report  # noqa: E402
 
 main.add_command(demo)
 main.add_command(report)
+
+from ._cli_engine import audit, overlap_cmd, policy  # noqa: E402
+
+main.add_command(policy)
+main.add_command(overlap_cmd)
+main.add_command(audit)
+
+from ._cli_query import query  # noqa: E402
+
+main.add_command(query)

@@ -68,3 +68,8 @@ main.add_command(audit)
 from ._cli_query import query  # noqa: E402
 
 main.add_command(query)
+
+from ._cli_interop import c3r, export_hashes  # noqa: E402
+
+main.add_command(c3r)
+main.add_command(export_hashes)

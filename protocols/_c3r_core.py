@@ -301,17 +301,19 @@ def open_sealed(text: str, *, root: bytes) -> bytes:
         padded = AESGCM(key).decrypt(iv, body, _AAD)
     except InvalidTag:
         raise DecryptionError() from None
-    if len(padded) < 3:
+    if len(padded) < 2:
         raise DecryptionError()
     fill = struct.unpack(">h", padded[-2:])[0]
     end = len(padded) - 2 - fill
-    if fill < 0 or end < 1:
+    if fill < 0 or end < 0:
         raise DecryptionError()
     return padded[:end]
 
 
 def decode_sealed(encoded: bytes) -> tuple[DataType, object]:
     """Turn decrypted info byte + value bytes back into (type, Python value or None)."""
+    if not encoded:
+        raise DecryptionError("decrypted value has no C3R type byte")
     try:
         dtype = DataType(encoded[0] >> 1)
     except ValueError:

@@ -62,6 +62,16 @@ def secret_from_env(environ: Mapping[str, str] | None = None) -> bytes:
     return secret
 
 
+def canonical_salt(collaboration_id: str) -> str:
+    """A collaboration UUID in C3R's canonical lowercase form; other non-empty salts verbatim."""
+    if not isinstance(collaboration_id, str) or not collaboration_id.strip():
+        raise KeyMaterialError("a collaboration id is required")
+    try:
+        return parse_collaboration_id(collaboration_id)
+    except KeyMaterialError:
+        return collaboration_id
+
+
 def file_format(path: str | os.PathLike[str]) -> str:
     """`csv` or `parquet`, from the file extension."""
     suffix = Path(path).suffix.lower()
@@ -165,7 +175,8 @@ def _normalize_sources(sources: dict[str, _Source], spec: Mapping[str, str], pro
                                             profile=profile, region=region)
         out: list[Any] = [None] * len(src.values)
         counts: collections.Counter[str] = collections.Counter()
-        for i, value, reason in zip(present, result.values, result.reasons, strict=True):
+        for i, value, reason in zip(present, result.values.to_pylist(),
+                                    result.reasons.to_pylist(), strict=True):
             if reason is None and value is not None:
                 out[i] = value
             else:
@@ -242,7 +253,7 @@ def encrypt_file(input_path: str | os.PathLike[str], output_path: str | os.PathL
     fmt = file_format(path)
     if file_format(out) != fmt:
         raise InputError("the output must have the same format as the input", file=out)
-    salt = parse_collaboration_id(collaboration_id)
+    salt = canonical_salt(collaboration_id)
     if len(secret) < core.MIN_SECRET_BYTES:
         raise KeyMaterialError(f"the shared secret must be at least {core.MIN_SECRET_BYTES} bytes")
     schema.check_settings(settings)
@@ -347,7 +358,7 @@ def decrypt_file(input_path: str | os.PathLike[str], output_path: str | os.PathL
     fmt = file_format(path)
     if file_format(out) != fmt:
         raise InputError("the output must have the same format as the input", file=out)
-    root = core.root_key(secret, parse_collaboration_id(collaboration_id))
+    root = core.root_key(secret, canonical_salt(collaboration_id))
     if fmt == "csv":
         headers, records = read_csv(path, header_row=True)
         assert headers is not None

@@ -49,8 +49,10 @@ __all__ = [
     "fingerprint_bytes",
     "normalize_header",
     "seal",
+    "seal_bytes",
     "secret_from_env",
     "unseal",
+    "unseal_bytes",
 ]
 
 
@@ -90,6 +92,21 @@ def seal(value: object, *, secret: bytes, salt: str, column: str, settings: Sett
         encoded, root=_core.root_key(secret, salt), column=label,
         nonce=_secrets.token_bytes(_core.NONCE_BYTES) if nonce is None else bytes(nonce),
         pad=pad or Pad(), max_value_length=max_value_length)
+
+
+def seal_bytes(message: bytes, *, secret: bytes, salt: str, column: str,
+               pad: Pad | None = None, nonce: bytes | None = None,
+               max_value_length: int = 0) -> str:
+    """The C3R sealing core on raw bytes (no info byte prepended): for checking published vectors."""
+    return _core.seal_encoded(
+        bytes(message), root=_core.root_key(secret, salt), column=column,
+        nonce=_secrets.token_bytes(_core.NONCE_BYTES) if nonce is None else bytes(nonce),
+        pad=pad or Pad(), max_value_length=max_value_length)
+
+
+def unseal_bytes(value: str, *, secret: bytes, salt: str) -> bytes:
+    """Decrypt a sealed value to its raw plaintext bytes (padding removed, info byte kept)."""
+    return _core.open_sealed(value, root=_core.root_key(secret, salt))
 
 
 def unseal(value: str | None, *, secret: bytes, salt: str, column: str | None = None,

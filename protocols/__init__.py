@@ -49,7 +49,6 @@ from ._psi import (
 from ._tokenize import TokenizeReport, tokenize_file
 from ._tokens import MATCH_SEPARATOR, hmac_token, hmac_tokens
 from .platform import platform_hash
-from .platform import platform_hash
 
 __all__ = [
     "AuditError",
@@ -88,7 +87,6 @@ __all__ = [
     "new_secret",
     "normalize_file",
     "parse_collaboration_id",
-    "platform_hash",
     "platform_hash",
     "psi_blind_file",
     "psi_blind_values",

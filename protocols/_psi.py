@@ -1,0 +1,436 @@
+"""ECDH private set intersection over files: blind, reblind, finish (protocol ecdh-x25519-ell2/v1).
+
+Three roles, files between them:
+
+    party A: psi_blind_file   raw extract -> A.round1 (blinded ids, random row ids, shuffled;
+                                             sent to B) + A.attrs (attributes; sent to the engine)
+    party B: psi_reblind_file A.round1    -> A.round2 (doubly blinded; sent to the engine)
+    engine:  psi_finish_file  A.round2 + A.attrs -> A.tokens.parquet, an ordinary token file
+
+and the same with A and B swapped. A value is blinded as X25519(a, H(value)) where H is RFC 9380
+hash_to_curve (curve25519_XMD:SHA-512_ELL2_RO_) with the DST
+"cleanroom-psi-v1:<collaboration id>:<kind>"; X25519 scalars commute, so
+X25519(b, X25519(a, H(x))) == X25519(a, X25519(b, H(y))) exactly when x == y.
+
+A missing or invalid identifier is replaced by the blinding of 32 random bytes, so the other
+party cannot tell which rows lack it; only the attribute file (seen by the engine alone) says so.
+A fixed canary value goes through the same steps on both sides; the doubly blinded canary
+becomes the finished file's `canary` and `key_fingerprint`, so the engine refuses files made with
+different keys or collaborations instead of reporting an empty overlap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import multiprocessing
+import os
+import secrets
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+import normalize
+
+from ._errors import CleanroomBug, ConfigError, InputError, ManifestMismatch, PolicyRefusal
+from ._h2c import SUITE_RO, hash_to_curve_u_many, u_on_curve
+from ._io import atomic_path
+from ._manifest import PROTOCOL_PSI, Manifest, write_token_file
+from ._readers import open_input, read_batches
+
+PSI_METADATA_KEY = b"cleanroom-psi"
+PSI_FILE_VERSION = 1
+POINT_BYTES = 32
+CANARY_VALUE = b"cleanroom-psi canary v1"
+_CANARY_KIND = "_canary"  # never a normalize kind, so never an identifier's DST
+_PRESENT = "_psi_present:"  # attribute-file column prefix: which rows hold a real identifier
+_DST_PREFIX = b"cleanroom-psi-v1:"
+PARALLEL_MIN_VALUES = 20_000  # below this, starting worker processes costs more than it saves
+_CHUNK = 10_000
+
+
+# ---- primitives over lists of values ---------------------------------------------------------
+
+def psi_dst(collaboration_id: str, kind: str) -> bytes:
+    """The hash-to-curve domain separation tag of one identifier kind in one collaboration."""
+    dst = _DST_PREFIX + collaboration_id.encode() + b":" + kind.encode()
+    if len(dst) > 255:
+        raise ConfigError("collaboration id and identifier kind are too long for a PSI DST")
+    return dst
+
+
+def _raw(key: X25519PrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                             serialization.NoEncryption())
+
+
+def _exchange(key: X25519PrivateKey, points: Sequence[bytes]) -> bytes:
+    """X25519(key, point) of every point, concatenated; ValueError on a low-order point."""
+    load, ex = X25519PublicKey.from_public_bytes, key.exchange
+    return b"".join([ex(load(p)) for p in points])
+
+
+def _work(task: tuple[str, bytes, bytes, list[bytes]]) -> tuple[bytes, int]:
+    """One chunk in a worker: ("blind", key, dst, messages) or ("reblind", key, b"", points).
+    Returns the concatenated 32-byte results and the index of the first bad point (or -1)."""
+    op, raw_key, dst, items = task
+    key = X25519PrivateKey.from_private_bytes(raw_key)
+    if op == "blind":
+        return _exchange(key, hash_to_curve_u_many(items, dst, SUITE_RO)), -1
+    on_curve = u_on_curve(items)
+    if not all(on_curve):
+        return b"", on_curve.index(False)
+    try:
+        return _exchange(key, items), -1
+    except ValueError:  # a low-order point: X25519 gives all zeros
+        for i, point in enumerate(items):
+            try:
+                _exchange(key, [point])
+            except ValueError:
+                return b"", i
+        raise
+
+
+class _Runner:
+    """Runs blind/reblind chunks in this process or in `workers` spawned processes."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> _Runner:
+        if self.workers > 1:
+            self._pool = ProcessPoolExecutor(self.workers,
+                                             mp_context=multiprocessing.get_context("spawn"))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+    def run(self, op: str, key: X25519PrivateKey, dst: bytes,
+            items: list[bytes]) -> tuple[list[bytes], int]:
+        raw = _raw(key)
+        tasks = [(op, raw, dst, items[i:i + _CHUNK]) for i in range(0, len(items), _CHUNK)]
+        results = map(_work, tasks) if self._pool is None else self._pool.map(_work, tasks)
+        out: list[bytes] = []
+        for start, (blob, bad) in zip(range(0, len(items), _CHUNK), results, strict=True):
+            if bad >= 0:
+                return out, start + bad
+            out.extend(blob[i:i + POINT_BYTES] for i in range(0, len(blob), POINT_BYTES))
+        return out, -1
+
+
+def _workers(n: int, workers: int | None) -> int:
+    if workers is not None:
+        return max(1, workers)
+    return max(1, min(os.cpu_count() or 1, 8)) if n >= PARALLEL_MIN_VALUES else 1
+
+
+def psi_blind_values(key: X25519PrivateKey, collaboration_id: str, kind: str,
+                     values: Sequence[str], *, workers: int | None = None) -> list[bytes]:
+    """X25519(key, hash_to_curve(value)) of each normalized value (32 bytes each)."""
+    msgs = [v.encode("utf-8") for v in values]
+    with _Runner(_workers(len(msgs), workers)) as runner:
+        out, _ = runner.run("blind", key, psi_dst(collaboration_id, kind), msgs)
+    return out
+
+
+def psi_reblind_values(key: X25519PrivateKey, points: Sequence[bytes], *,
+                       workers: int | None = None) -> list[bytes]:
+    """X25519(key, point) of each blinded value; ValueError if one is not a curve point."""
+    items = [bytes(p) for p in points]
+    if any(len(p) != POINT_BYTES for p in items):
+        raise ValueError("a blinded value is not 32 bytes")
+    with _Runner(_workers(len(items), workers)) as runner:
+        out, bad = runner.run("reblind", key, b"", items)
+    if bad >= 0:
+        raise ValueError(f"value {bad} is not a point of the prime-order curve group")
+    return out
+
+
+# ---- the three file steps --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PsiBlindResult:
+    """What `psi_blind_file` wrote: row count and per-column quality counts (no identifiers)."""
+
+    round1: str
+    attrs: str
+    rows: int
+    quality: dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class PsiReblindResult:
+    """What `psi_reblind_file` wrote."""
+
+    out: str
+    rows: int
+    columns: tuple[str, ...]
+    cardinality_only: bool
+
+
+def _library_versions() -> dict[str, str]:
+    out = {}
+    for dist in ("cleanroom", "phonenumbers", "email-validator", "cryptography", "gmpy2"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _random_ids(n: int) -> np.ndarray:
+    """n distinct random positive int64 row ids from the OS's randomness."""
+    while True:
+        ids = np.frombuffer(secrets.token_bytes(8 * n), dtype="<u8") >> np.uint64(1)
+        ids = ids.astype(np.int64)
+        if len(np.unique(ids)) == n and (ids > 0).all():
+            return ids
+
+
+def _permutation(n: int) -> np.ndarray:
+    """A uniformly random permutation seeded from the OS's randomness."""
+    return np.random.Generator(np.random.PCG64(secrets.randbits(128))).permutation(n)
+
+
+def _write_parquet(table: pa.Table, meta: dict[str, Any], tmp: os.PathLike[str]) -> None:
+    schema_meta = dict(table.schema.metadata or {})
+    schema_meta[PSI_METADATA_KEY] = json.dumps(meta, sort_keys=True).encode()
+    pq.write_table(table.replace_schema_metadata(schema_meta), tmp, compression="zstd")
+
+
+def _read_psi(path: str | os.PathLike[str], stage: str) -> tuple[pa.Table, dict[str, Any]]:
+    """Read a PSI round/attribute file and its metadata; refuse the wrong kind of file."""
+    name = os.fspath(path)
+    if not os.path.exists(name):
+        raise InputError("file not found", file=name)
+    try:
+        table = pq.read_table(name)
+    except (pa.ArrowInvalid, OSError):
+        raise InputError("not a readable Parquet file", file=name) from None
+    raw = (table.schema.metadata or {}).get(PSI_METADATA_KEY)
+    if raw is None:
+        raise InputError(f"not a cleanroom PSI {stage} file (no PSI metadata)", file=name)
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        raise InputError("PSI metadata is malformed", file=name) from None
+    if meta.get("version") != PSI_FILE_VERSION or meta.get("protocol") != PROTOCOL_PSI:
+        raise InputError("unsupported PSI file version or protocol", file=name)
+    if meta.get("stage") != stage:
+        raise InputError(f"this is a PSI {meta.get('stage')} file, expected a {stage} file",
+                         file=name)
+    return table, meta
+
+
+def _normalized(kind: str, values: pa.Array, profile: str, region: str | None
+                ) -> tuple[pa.Array, dict[str, Any]]:
+    try:
+        result = normalize.normalize_column(kind, values, profile=profile, region=region)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    norm = result.values
+    reasons = Counter(r for r in result.reasons.to_pylist() if r is not None)
+    missing = reasons.pop("empty", 0)
+    valid = len(norm) - norm.null_count
+    return norm, {"valid": valid, "missing": missing, "invalid": dict(sorted(reasons.items()))}
+
+
+def _read_input(path: str | os.PathLike[str], id_columns: list[str], attr_columns: list[str],
+                delimiter: str, encoding: str) -> pa.Table:
+    source = open_input(path, delimiter=delimiter, encoding=encoding)
+    wanted = list(dict.fromkeys(id_columns + attr_columns))
+    batches = list(read_batches(source, wanted, string_columns=id_columns))
+    return pa.Table.from_batches(batches)
+
+
+def psi_blind_file(
+    input_path: str | os.PathLike[str], *, party: str, key: X25519PrivateKey,
+    collaboration_id: str, ids: Sequence[tuple[str, str]], attrs: Sequence[str] = (),
+    profile: str = "strict", region: str | None = "US",
+    out_round1: str | os.PathLike[str], out_attrs: str | os.PathLike[str],
+    delimiter: str = ",", encoding: str = "utf-8", workers: int | None = None,
+) -> PsiBlindResult:
+    """Party step 1: normalize, hash to the curve and blind each identifier with `key`; write
+    the round-1 file (for the other party) and the attribute file (for the engine only)."""
+    kinds = [k for k, _ in ids]
+    if not ids:
+        raise ConfigError("give at least one identifier as KIND=COLUMN")
+    if len(set(kinds)) != len(kinds):
+        raise ConfigError("each identifier kind may be given once")
+    for a in attrs:
+        if a.startswith(_PRESENT) or a == "row_id":
+            raise ConfigError(f"attribute column name {a!r} is reserved")
+    if set(attrs) & {c for _, c in ids}:
+        raise PolicyRefusal("id_column_as_attribute", "a column matched as an identifier "
+                            "cannot also leave in clear as an attribute")
+    for kind in kinds:
+        if kind not in normalize.KINDS:
+            raise ConfigError(f"unknown kind {kind!r}; expected one of: "
+                              f"{', '.join(normalize.KINDS)}", key="--id")
+    table = _read_input(input_path, [c for _, c in ids], list(attrs), delimiter, encoding)
+    n = table.num_rows
+    perm = pa.array(_permutation(n))
+    row_ids = pa.array(_random_ids(n))
+    msgs: list[bytes] = []
+    spans, present, quality = {}, {}, {}
+    for kind, column in ids:
+        norm, quality[kind] = _normalized(kind, table.column(column), profile, region)
+        norm = norm.take(perm)
+        mask = pc.is_valid(norm)
+        start = len(msgs)
+        msgs.extend(v.encode("utf-8") if v is not None else secrets.token_bytes(32)
+                    for v in norm.to_pylist())
+        spans[kind], present[kind] = (start, len(msgs)), mask
+    with _Runner(_workers(len(msgs) + 1, workers)) as runner:
+        canary, _ = runner.run("blind", key, psi_dst(collaboration_id, _CANARY_KIND),
+                               [CANARY_VALUE])
+        blinded: dict[str, list[bytes]] = {}
+        for kind, (lo, hi) in spans.items():
+            blinded[kind], _ = runner.run("blind", key, psi_dst(collaboration_id, kind),
+                                          msgs[lo:hi])
+    del msgs
+    common = {"version": PSI_FILE_VERSION, "protocol": PROTOCOL_PSI, "suite": SUITE_RO,
+              "party": party, "collaboration_id": collaboration_id, "columns": kinds,
+              "row_count": n, "canary": canary[0].hex()}
+    round1 = pa.table({"row_id": row_ids,
+                       **{k: pa.array(blinded[k], pa.binary()) for k in kinds}})
+    attr_table = pa.table({"row_id": row_ids,
+                           **{a: table.column(a).take(perm) for a in attrs},
+                           **{_PRESENT + k: present[k] for k in kinds}})
+    attrs_meta = {**common, "stage": "attrs", "profile": profile, "region": region or "",
+                  "quality": quality, "identifiers": {k: {"kinds": [k]} for k in kinds},
+                  "library_versions": _library_versions()}
+    with atomic_path(out_round1) as tmp1, atomic_path(out_attrs) as tmp2:
+        _write_parquet(round1, {**common, "stage": "round1"}, tmp1)
+        _write_parquet(attr_table, attrs_meta, tmp2)
+    return PsiBlindResult(os.fspath(out_round1), os.fspath(out_attrs), n, quality)
+
+
+def psi_reblind_file(round1_path: str | os.PathLike[str], *, key: X25519PrivateKey,
+                     out: str | os.PathLike[str], cardinality_only: bool = False,
+                     workers: int | None = None) -> PsiReblindResult:
+    """Party step 2: blind the other party's round-1 values again with `key`; the result goes
+    to the engine. With `cardinality_only`, drop row ids and shuffle, so only a count can be
+    learnt (one identifier column only)."""
+    name = os.fspath(round1_path)
+    table, meta = _read_psi(name, "round1")
+    columns = list(meta.get("columns") or [])
+    if [c for c in table.column_names if c != "row_id"] != columns or "row_id" not in table.column_names:
+        raise InputError("round-1 columns do not match its metadata", file=name)
+    if cardinality_only and len(columns) != 1:
+        raise ConfigError("--cardinality-only works on a round-1 file with one identifier "
+                          f"column; this one has {len(columns)}")
+    canary_in = bytes.fromhex(meta["canary"])
+    n = table.num_rows
+    out_cols: dict[str, pa.Array] = {}
+    with _Runner(_workers(n * len(columns), workers)) as runner:
+        canary_out, bad = runner.run("reblind", key, b"", [canary_in])
+        if bad >= 0:
+            raise InputError("the canary is not a valid curve point", file=name)
+        for col in columns:
+            values = table.column(col).combine_chunks()
+            if values.null_count or pc.any(pc.not_equal(pc.binary_length(values),
+                                                        POINT_BYTES)).as_py():
+                raise InputError("every value must be 32 bytes", file=name, column=col)
+            doubled, bad = runner.run("reblind", key, b"", values.to_pylist())
+            if bad >= 0:
+                raise InputError("not a point of the prime-order curve group (refusing to "
+                                 "blind it)", file=name, row=bad + 1, column=col)
+            out_cols[col] = pa.array(doubled, pa.binary())
+    if cardinality_only:
+        round2 = pa.table({c: v.take(pa.array(_permutation(n))) for c, v in out_cols.items()})
+    else:
+        round2 = pa.table({"row_id": table.column("row_id"), **out_cols})
+    out_meta = {k: meta[k] for k in ("version", "protocol", "suite", "party",
+                                      "collaboration_id", "columns", "row_count")}
+    out_meta.update(stage="round2", canary_round1=meta["canary"],
+                    canary=canary_out[0].hex(), cardinality_only=cardinality_only)
+    with atomic_path(out) as tmp:
+        _write_parquet(round2, out_meta, tmp)
+    return PsiReblindResult(os.fspath(out), n, tuple(columns), cardinality_only)
+
+
+def psi_fingerprint(canary_hex: str) -> str:
+    """The short key fingerprint of a doubly blinded canary (16 hex digits)."""
+    return hashlib.sha256(b"cleanroom-psi-v1 fingerprint:" + bytes.fromhex(canary_hex)
+                          ).hexdigest()[:16]
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def psi_finish_file(*, round2: str | os.PathLike[str], attrs: str | os.PathLike[str],
+                    party: str, out: str | os.PathLike[str],
+                    peer_round2: str | os.PathLike[str] | None = None) -> Manifest:
+    """Engine step: join a party's doubly blinded values with its attribute file into an
+    ordinary token file; refuse files that do not belong together."""
+    r2_name, at_name = os.fspath(round2), os.fspath(attrs)
+    r2, r2_meta = _read_psi(r2_name, "round2")
+    at, at_meta = _read_psi(at_name, "attrs")
+    if at_meta["party"] != party or r2_meta["party"] != party:
+        raise ManifestMismatch(f"party differs: --party {party!r}, attribute file "
+                               f"{at_meta['party']!r}, round-2 file {r2_meta['party']!r}")
+    if r2_meta["collaboration_id"] != at_meta["collaboration_id"]:
+        raise ManifestMismatch("collaboration id differs between the round-2 and the "
+                               "attribute file")
+    if not _same(r2_meta["canary_round1"], at_meta["canary"]):
+        raise ManifestMismatch("canary check failed: the round-2 file was not made from this "
+                               "party's round-1 file (different key or collaboration)")
+    columns = list(at_meta["columns"])
+    if list(r2_meta["columns"]) != columns or r2_meta["row_count"] != at_meta["row_count"]:
+        raise ManifestMismatch("identifier columns or row count differ between the round-2 "
+                               "and the attribute file")
+    if peer_round2 is not None:
+        _, peer = _read_psi(peer_round2, "round2")
+        if peer["collaboration_id"] != r2_meta["collaboration_id"]:
+            raise ManifestMismatch("collaboration id differs between the two parties' "
+                                   "round-2 files")
+        if not _same(peer["canary"], r2_meta["canary"]):
+            raise ManifestMismatch("canary check failed: the two parties' doubly blinded "
+                                   "canaries differ (different keys or collaboration)")
+    n = int(at_meta["row_count"])
+    attr_names = [c for c in at.column_names if c != "row_id" and not c.startswith(_PRESENT)]
+    if r2_meta.get("cardinality_only"):
+        table = pa.table({"row_id": pa.array(_random_ids(n)), **{c: r2.column(c) for c in columns}})
+        attr_names = []
+    else:
+        joined = at.join(r2.select(["row_id", *columns]), "row_id", join_type="inner")
+        if joined.num_rows != n or r2.num_rows != n or at.num_rows != n:
+            raise ManifestMismatch("row ids differ between the round-2 and the attribute file")
+        null = pa.scalar(None, pa.binary())
+        table = pa.table({
+            "row_id": joined.column("row_id"),
+            **{c: pc.if_else(joined.column(_PRESENT + c), joined.column(c), null)
+               for c in columns},
+            **{a: joined.column(a) for a in attr_names},
+        })
+    if table.num_rows != n:
+        raise CleanroomBug("finished token file has the wrong row count")
+    manifest = Manifest(
+        party=party, collaboration_id=at_meta["collaboration_id"], protocol=PROTOCOL_PSI,
+        key_fingerprint=psi_fingerprint(r2_meta["canary"]), profile=at_meta["profile"],
+        region=at_meta["region"], row_count=n, identifiers=at_meta["identifiers"],
+        attributes={a: str(table.schema.field(a).type) for a in attr_names},
+        quality=at_meta["quality"], library_versions=at_meta["library_versions"],
+        created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), canary=r2_meta["canary"],
+        extra={"suite": at_meta["suite"],
+               "cardinality_only": bool(r2_meta.get("cardinality_only"))},
+    )
+    write_token_file(table, manifest, out)
+    return manifest

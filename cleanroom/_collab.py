@@ -156,6 +156,17 @@ class Collaboration:
                                   file=f, key="matching.rules")
         return cls(cid, name, p, p.parent / audit, members, tables, matching)
 
+    @staticmethod
+    def audit_log_path(path: str | os.PathLike[str]) -> Path:
+        """Where a collaboration's audit log lives, reading only its [collaboration] section
+        (so the log can be checked even when token files are gone)."""
+        f = os.fspath(path)
+        head = _section(read_toml(f).get("collaboration"), f, "collaboration", _COLLAB)
+        audit = head.get("audit_log", "audit.jsonl")
+        if not isinstance(audit, str) or not audit:
+            raise ConfigError("must be a file name", file=f, key="collaboration.audit_log")
+        return Path(path).parent / audit
+
     def owned_by(self, member: str) -> tuple[str, ...]:
         """Names of the tables `member` owns."""
         return tuple(n for n, t in self.tables.items() if t.owner == member)

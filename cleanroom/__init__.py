@@ -17,12 +17,15 @@ from ._audit import AuditLog, VerifyResult
 from ._collab import Collaboration, Matching, Member, Table
 from ._engine import CleanRoom, open_collaboration, verify_tables
 from ._policy import AggregateColumns, EffectivePolicy, OutputConstraint, Policy
+from ._query import QueryResult, run_query
 from ._resolve import Resolution
+from ._sqlcheck import CheckedQuery, TableRules, check_sql
 
 __all__ = [
     "AggregateColumns",
     "AuditError",
     "AuditLog",
+    "CheckedQuery",
     "CleanRoom",
     "CleanroomBug",
     "CleanroomError",
@@ -41,11 +44,15 @@ __all__ = [
     "OverlapResult",
     "Policy",
     "PolicyRefusal",
+    "QueryResult",
     "Resolution",
     "Table",
+    "TableRules",
     "VerifyResult",
+    "check_sql",
     "open_collaboration",
     "overlap",
     "policy_report",
+    "run_query",
     "verify_tables",
 ]

@@ -52,7 +52,7 @@ def normalize_column(
     check_kind(kind)
     check_profile(profile)
     region = check_region(region)
-    arr = to_string_array(values)
+    arr, unencodable = _to_string_array(values)
     n = len(arr)
     fast = fast_path(kind, profile, region, arr) if n else None
     if fast is None:
@@ -64,27 +64,52 @@ def normalize_column(
     rest = arr.filter(pc.invert(decided))
     rest_values, rest_reasons = _reference(kind, profile, region, rest, workers)
     undecided = pc.invert(decided)
-    return ColumnResult(
-        values=pc.replace_with_mask(fast_values, undecided, rest_values),
-        reasons=pc.replace_with_mask(fast_reasons, undecided, rest_reasons),
-    )
+    values_out = pc.replace_with_mask(fast_values, undecided, rest_values)
+    reasons_out = pc.replace_with_mask(fast_reasons, undecided, rest_reasons)
+    if unencodable is not None:
+        reasons_out = pc.if_else(unencodable, pa.scalar("encoding"), reasons_out)
+    return ColumnResult(values=values_out, reasons=reasons_out)
 
 
 def to_string_array(values: Any) -> pa.StringArray:
     """One Arrow string array from an Arrow array/chunked array, a pandas Series or a list."""
+    arr, _ = _to_string_array(values)
+    return arr
+
+
+def _to_string_array(values: Any) -> tuple[pa.StringArray, pa.BooleanArray | None]:
+    """The values as Arrow strings, and a mask of Python strings UTF-8 cannot encode (or None)."""
+    unencodable = None
     if isinstance(values, pa.ChunkedArray):
         arr = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
     elif isinstance(values, pa.Array):
         arr = values
-    elif hasattr(values, "to_numpy") and hasattr(values, "dtype"):  # pandas Series
-        arr = pa.array(values.astype(object).where(values.notna(), None), from_pandas=True)
     else:
-        arr = pa.array(list(values), type=pa.string())
+        if hasattr(values, "to_numpy") and hasattr(values, "dtype"):  # pandas Series
+            items = values.astype(object).where(values.notna(), None).tolist()
+        else:
+            items = list(values)
+        try:
+            arr = pa.array(items)
+        except UnicodeEncodeError:  # lone surrogates: rejected per row with reason `encoding`
+            bad = [isinstance(v, str) and not _encodable(v) for v in items]
+            arr = pa.array([None if b else v for v, b in zip(items, bad, strict=True)])
+            unencodable = pa.array(bad, pa.bool_())
+        if arr.type == pa.null():
+            arr = arr.cast(pa.string())
     if isinstance(arr, pa.DictionaryArray):
         arr = arr.dictionary_decode()
     if arr.type != pa.string():
         arr = arr.cast(pa.string())
-    return arr
+    return arr, unencodable
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _reference(

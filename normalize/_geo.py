@@ -1,7 +1,8 @@
 """Geographic identifiers per profile: state, postal code and country, in the region's context.
 
-Codes come out in their canonical upper case under strict and google (`US`, `CA`, `SW1A 1AA`),
-in lower case under meta (`us`, `ca`, `sw1a1aa`); uid2 accepts none of them.
+strict treats them as names (lower case): `us`, `ca`, `sw1a 1aa`. google sends them unhashed in
+their canonical upper case: `US`, `CA`, `SW1A 1AA`, ZIP+4 kept. meta: lower case without spaces
+or dashes: `us`, `ca`, `sw1a1aa`, US ZIP cut to 5 digits. uid2 accepts none of them.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def country(value: str | None, profile: str = "strict") -> str:
     code = COUNTRY_LOOKUP.get(lookup_key(value))
     if code is None:
         raise InvalidIdentifier(kind, "unknown_country")
-    return code.lower() if profile == "meta" else code
+    return code if profile == "google" else code.lower()
 
 
 def state(value: str | None, profile: str = "strict", region: str | None = "US") -> str:
@@ -51,7 +52,7 @@ def state(value: str | None, profile: str = "strict", region: str | None = "US")
         code = table.get(lookup_key(value))
         if code is None:
             raise InvalidIdentifier(kind, "unknown_state")
-        return code.lower() if profile == "meta" else code
+        return code if profile == "google" else code.lower()
     parts = words(value)
     if not parts:
         raise InvalidIdentifier(kind, "empty")
@@ -59,14 +60,17 @@ def state(value: str | None, profile: str = "strict", region: str | None = "US")
 
 
 def postal_code(value: str | None, profile: str = "strict", region: str | None = "US") -> str:
-    """A postal code in the region's canonical form (US 5 digits, GB/CA `OUT IN`, else compacted)."""
+    """A postal code in the region's form (US 5 digits, GB/CA `OUT IN`, else spacing collapsed)."""
     kind = "postal_code"
     check_profile(profile)
     region = check_region(region)
     value = text_input(kind, value)
     if profile == "uid2":
         raise unsupported(kind)
-    text = " ".join(value.split()).upper()
+    text = " ".join(value.split())
+    if not text.isascii():
+        raise InvalidIdentifier(kind, "postal")
+    text = text.upper()
     if region == "US":
         m = _US_ZIP.fullmatch(text)
         if m is None:
@@ -83,11 +87,13 @@ def postal_code(value: str | None, profile: str = "strict", region: str | None =
         pattern = _GB_POSTCODE if region == "GB" else _CA_POSTCODE
         compact = text.replace(" ", "").replace("-", "")
         if compact == "GIR0AA" and region == "GB":
-            return "GIR 0AA"
-        m = pattern.fullmatch(compact)
-        if m is None:
+            code = "GIR 0AA"
+        elif m := pattern.fullmatch(compact):
+            code = f"{m.group(1)} {m.group(2)}"
+        else:
             raise InvalidIdentifier(kind, "postal")
-        return f"{m.group(1)} {m.group(2)}"
-    if not _GENERIC_POSTCODE.fullmatch(text) or len(text.replace(" ", "")) > 10:
+    elif _GENERIC_POSTCODE.fullmatch(text) and len(text.replace(" ", "")) <= 10:
+        code = text
+    else:
         raise InvalidIdentifier(kind, "postal")
-    return text
+    return code if profile == "google" else code.lower()

@@ -1,6 +1,7 @@
 """Phone normalization per profile: parse with phonenumbers and a default region, render per profile.
 
-strict: accepted when `is_possible_number`, E.164 `+…`, placeholders (0000000000, 1234567890…)
+strict: accepted when `is_possible_number` (but not for a local-only number, which lacks its
+area code and so has no E.164 form), E.164 `+…`, placeholders (0000000000, 1234567890…)
 rejected. google: E.164 `+…`. meta: E.164 digits without `+`. uid2: E.164, then UID2's own rule
 (`+` and 10..15 ASCII digits).
 """
@@ -38,6 +39,8 @@ _POSSIBLE_REASONS = {
     ValidationResult.TOO_SHORT: "too_short",
     ValidationResult.TOO_LONG: "too_long",
     ValidationResult.INVALID_LENGTH: "not_possible",
+    # possible only when dialled locally: the area code is missing, so it is no E.164 number
+    ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "too_short",
 }
 
 
@@ -61,7 +64,7 @@ def phone(value: str | None, profile: str = "strict", region: str | None = "US")
             raise InvalidIdentifier(KIND, "too_long")
         return e164
     result = phonenumbers.is_possible_number_with_reason(number)
-    if result not in (ValidationResult.IS_POSSIBLE, ValidationResult.IS_POSSIBLE_LOCAL_ONLY):
+    if result != ValidationResult.IS_POSSIBLE:
         raise InvalidIdentifier(KIND, _POSSIBLE_REASONS.get(result, "not_possible"))
     if profile == "strict" and is_placeholder(phonenumbers.national_significant_number(number)):
         raise InvalidIdentifier(KIND, "placeholder")

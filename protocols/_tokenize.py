@@ -210,7 +210,10 @@ def _pool_map(plan: _Plan, batches: Iterable[pa.RecordBatch], workers: int
         for batch in _chain(first, second, it):
             yield batch, tokenize_batch(plan, batch)
         return
-    ctx = multiprocessing.get_context("forkserver")
+    # fork: workers start in milliseconds with everything imported, and a user's script
+    # needs no `if __name__ == "__main__"` guard; elsewhere fall back to spawn.
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         pending: deque[tuple[pa.RecordBatch, Future]] = deque()
         for batch in _chain(first, second, it):

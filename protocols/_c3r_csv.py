@@ -24,13 +24,12 @@ _SEP = re.compile(r",|\r\n|\n|\r|\Z")
 _NEEDS_QUOTES = re.compile(r'[,"\r\n \t\f]')
 
 
+_WS_CHARS = "".join(map(chr, range(0x21)))
+_EOL = re.compile(r"\r\n|\n|\r")
+
+
 def _strip(text: str) -> str:
-    i, j = 0, len(text)
-    while i < j and text[i] <= " ":
-        i += 1
-    while j > i and text[j - 1] <= " ":
-        j -= 1
-    return text[i:j]
+    return text.strip(_WS_CHARS)
 
 
 def parse_csv(text: str, *, file: str) -> list[list[str | None]]:
@@ -38,9 +37,42 @@ def parse_csv(text: str, *, file: str) -> list[list[str | None]]:
     if text.startswith("\ufeff"):
         text = text[1:]
     records: list[list[str | None]] = []
-    record: list[str | None] = []
     pos, end, line = 0, len(text), 1
     while pos < end:
+        eol = _EOL.search(text, pos)
+        stop = eol.start() if eol else end
+        if text.find('"', pos, stop) < 0:  # fast path: a line without quotes is one record
+            fields: list[str | None] = [f.strip(_WS_CHARS) or None
+                                        for f in text[pos:stop].split(",")]
+            if len(fields) > MAX_COLUMNS:
+                raise InputError(f"more than {MAX_COLUMNS} columns", file=file, row=line)
+            if fields != [None]:
+                records.append(fields)
+            pos, line = (eol.end() if eol else end), line + 1
+            continue
+        pos, line = _quoted_record(text, pos, line, file, records)
+    return records
+
+
+def parse_csv_reference(text: str, *, file: str) -> list[list[str | None]]:
+    """`parse_csv` without its fast path (every record through the quote-aware parser)."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    records: list[list[str | None]] = []
+    pos, end, line = 0, len(text), 1
+    while pos < end:
+        start, count = pos, len(records)
+        pos, line = _quoted_record(text, pos, line, file, records)
+        if records[count:] == [[None]] and text.find('"', start, pos) < 0:
+            records.pop()  # an empty or blank line
+    return records
+
+
+def _quoted_record(text: str, pos: int, line: int, file: str,
+                   records: list[list[str | None]]) -> tuple[int, int]:
+    """Parse one record that holds quotes (it may span lines); returns the new position."""
+    record: list[str | None] = []
+    while True:
         m = _FIELD.match(text, pos)
         assert m is not None  # the unquoted branch matches the empty string
         quoted, plain = m.group(1), m.group(2)
@@ -49,24 +81,19 @@ def parse_csv(text: str, *, file: str) -> list[list[str | None]]:
             line += quoted.count("\n") + quoted.count("\r") - quoted.count("\r\n")
         else:
             assert plain is not None
-            if _strip(plain).startswith('"'):
-                raise InputError("unterminated or malformed quoted value", file=file, row=line)
             value = _strip(plain) or None
+            if value is not None and value.startswith('"'):
+                raise InputError("unterminated or malformed quoted value", file=file, row=line)
         record.append(value)
         if len(record) > MAX_COLUMNS:
             raise InputError(f"more than {MAX_COLUMNS} columns", file=file, row=line)
         s = _SEP.match(text, m.end())
         if s is None:
             raise InputError("unexpected text after a quoted value", file=file, row=line)
-        pos = s.end()
         if s.group(0) != ",":
-            if not (len(record) == 1 and record[0] is None and quoted is None):
-                records.append(record)
-            record = []
-            line += 1
-            if s.group(0) == "":
-                break
-    return records
+            records.append(record)
+            return s.end(), line + 1
+        pos = s.end()
 
 
 def read_csv(path: str | os.PathLike[str], *, header_row: bool

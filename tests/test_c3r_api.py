@@ -150,3 +150,22 @@ def test_csv_reading_follows_c3r():
         ["a", "b", "c"], ["x", " y ", None], [None, None, 'q"uote'], ["multi\nline", "2", "3"]]
     assert format_csv(["h", "k"], [["a b", None], ["", 'x,"y"']]) == \
         'h,k\n"a b",\n"",' + '"x,""y"""\n'
+
+
+def test_csv_fast_path_equals_the_quote_aware_parser():
+    from protocols._c3r_csv import parse_csv_reference
+
+    rng = __import__("random").Random(3)
+    pieces = ["a", "Zoë", "x y", " ", "\t", ",", "", "42", "é🎉", '"q"', '"a,b"', '" s "',
+              '"l\nm"', '"x""y"', "  v  "]
+    for _ in range(300):
+        lines = [",".join(rng.choice(pieces) for _ in range(rng.randint(1, 5)))
+                 for _ in range(rng.randint(1, 6))]
+        text = rng.choice(["\n", "\r\n", "\r"]).join(lines) + rng.choice(["", "\n"])
+        try:
+            expected = parse_csv_reference(text, file="f.csv")
+        except InputError:
+            with pytest.raises(InputError):
+                parse_csv(text, file="f.csv")
+            continue
+        assert parse_csv(text, file="f.csv") == expected, text

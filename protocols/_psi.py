@@ -57,8 +57,14 @@ CANARY_VALUE = b"cleanroom-psi canary v1"
 _CANARY_KIND = "_canary"  # never a normalize kind, so never an identifier's DST
 _PRESENT = "_psi_present:"  # attribute-file column prefix: which rows hold a real identifier
 _DST_PREFIX = b"cleanroom-psi-v1:"
-PARALLEL_MIN_VALUES = 20_000  # below this, starting worker processes costs more than it saves
-_CHUNK = 10_000
+PARALLEL_MIN_VALUES = 8_000  # below this, worker processes cost more than they save
+_CHUNK = 4_000
+_COMMON = ("party", "collaboration_id", "columns", "row_count", "canary", "suite")
+_REQUIRED = {
+    "round1": _COMMON,
+    "round2": (*_COMMON, "canary_round1", "cardinality_only"),
+    "attrs": (*_COMMON, "profile", "region", "quality", "identifiers", "library_versions"),
+}
 
 
 # ---- primitives over lists of values ---------------------------------------------------------
@@ -103,17 +109,21 @@ def _work(task: tuple[str, bytes, bytes, list[bytes]]) -> tuple[bytes, int]:
         raise
 
 
+def _context() -> multiprocessing.context.BaseContext:
+    """fork where the platform has it: workers start in milliseconds and need not re-import
+    the caller's main module; they only run hashlib, gmpy2 and OpenSSL code."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
 class _Runner:
-    """Runs blind/reblind chunks in this process or in `workers` spawned processes."""
+    """Runs blind/reblind chunks in this process, or over `workers` worker processes."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> _Runner:
-        if self.workers > 1:
-            self._pool = ProcessPoolExecutor(self.workers,
-                                             mp_context=multiprocessing.get_context("spawn"))
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -124,7 +134,12 @@ class _Runner:
             items: list[bytes]) -> tuple[list[bytes], int]:
         raw = _raw(key)
         tasks = [(op, raw, dst, items[i:i + _CHUNK]) for i in range(0, len(items), _CHUNK)]
-        results = map(_work, tasks) if self._pool is None else self._pool.map(_work, tasks)
+        if self.workers > 1 and len(tasks) > 1:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=_context())
+            results = self._pool.map(_work, tasks)
+        else:
+            results = map(_work, tasks)
         out: list[bytes] = []
         for start, (blob, bad) in zip(range(0, len(items), _CHUNK), results, strict=True):
             if bad >= 0:
@@ -234,7 +249,24 @@ def _read_psi(path: str | os.PathLike[str], stage: str) -> tuple[pa.Table, dict[
     if meta.get("stage") != stage:
         raise InputError(f"this is a PSI {meta.get('stage')} file, expected a {stage} file",
                          file=name)
+    missing = [k for k in _REQUIRED[stage] if k not in meta]
+    if missing:
+        raise InputError(f"PSI metadata lacks {', '.join(missing)}", file=name)
+    prefix = _PRESENT if stage == "attrs" else ""
+    if not isinstance(meta["columns"], list) or not all(
+            isinstance(c, str) and prefix + c in table.column_names for c in meta["columns"]):
+        raise InputError("PSI metadata names columns the file does not have", file=name)
+    for k in ("canary", "canary_round1"):
+        if k in meta and not _is_hex32(meta[k]):
+            raise InputError(f"PSI metadata {k} is not a 32-byte hex value", file=name)
     return table, meta
+
+
+def _is_hex32(value: object) -> bool:
+    try:
+        return isinstance(value, str) and len(bytes.fromhex(value)) == POINT_BYTES
+    except ValueError:
+        return False
 
 
 def _normalized(kind: str, values: pa.Array, profile: str, region: str | None
@@ -330,7 +362,8 @@ def psi_reblind_file(round1_path: str | os.PathLike[str], *, key: X25519PrivateK
     name = os.fspath(round1_path)
     table, meta = _read_psi(name, "round1")
     columns = list(meta.get("columns") or [])
-    if [c for c in table.column_names if c != "row_id"] != columns or "row_id" not in table.column_names:
+    names = table.column_names
+    if "row_id" not in names or [c for c in names if c != "row_id"] != columns:
         raise InputError("round-1 columns do not match its metadata", file=name)
     if cardinality_only and len(columns) != 1:
         raise ConfigError("--cardinality-only works on a round-1 file with one identifier "

@@ -315,3 +315,25 @@ def test_worker_processes_give_the_same_values(tmp_path, monkeypatch):
     assert protocols.psi_blind_values(key, COLLAB, "email", values, workers=2) == serial
     assert protocols.psi_reblind_values(key, serial, workers=2) == \
         protocols.psi_reblind_values(key, serial, workers=1)
+
+
+def test_wrong_or_malformed_files_get_one_line_errors(flow, tmp_path):
+    d = flow["dir"]
+    res = _run("psi", "finish", "--round2", flow["a_csv"], "--attrs", flow["a_attrs"],
+               "--party", "airline", "--out", tmp_path / "t.parquet", ok=False)
+    assert res.exit_code == 1
+    assert res.output == f"error: {flow['a_csv']}: not a readable Parquet file\n"
+    res = _run("psi", "finish", "--round2", flow["a_tok"], "--attrs", flow["a_attrs"],
+               "--party", "airline", "--out", tmp_path / "t.parquet", ok=False)
+    assert res.output == (f"error: {flow['a_tok']}: not a cleanroom PSI round2 file "
+                          "(no PSI metadata)\n")
+    table = pq.read_table(flow["a_r2"])
+    meta = json.loads(table.schema.metadata[b"cleanroom-psi"])
+    del meta["canary_round1"]
+    pq.write_table(table.replace_schema_metadata(
+        {b"cleanroom-psi": json.dumps(meta).encode()}), tmp_path / "broken.r2")
+    res = _run("psi", "finish", "--round2", tmp_path / "broken.r2", "--attrs",
+               flow["a_attrs"], "--party", "airline", "--out", tmp_path / "t.parquet", ok=False)
+    assert res.output == f"error: {tmp_path / 'broken.r2'}: PSI metadata lacks canary_round1\n"
+    assert not (tmp_path / "t.parquet").exists()
+    assert d.exists()

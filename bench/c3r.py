@@ -100,7 +100,8 @@ def _median(fn, runs: int) -> float:
 
 def _fingerprints(path: Path) -> Counter:
     with open(path, newline="", encoding="utf-8") as fh:
-        return Counter((r["email_fingerprint"], r["phone_fingerprint"]) for r in csv.DictReader(fh))
+        return Counter((r["email_fingerprint"], r["phone_fingerprint"])
+                       for r in csv.DictReader(fh))
 
 
 def main() -> None:
@@ -127,7 +128,8 @@ def main() -> None:
         print(f"baseline (C3R's per-value structure)  {t_slow:7.2f} s  "
               f"{rows / t_slow:9,.0f} rows/s")
         print(f"cleanroom encrypt_file                {t_fast:7.2f} s  "
-              f"{rows / t_fast:9,.0f} rows/s  ({t_slow / t_fast:.1f}x)  fingerprints equal: {equal}")
+              f"{rows / t_fast:9,.0f} rows/s  ({t_slow / t_fast:.1f}x)  "
+              f"fingerprints equal: {equal}")
 
 
 if __name__ == "__main__":

@@ -111,8 +111,8 @@ def main() -> None:
         for name in ("meta", "uid2"):
             fast_out, slow_out = d / f"{name}_fast.csv", d / f"{name}_slow.csv"
             ids = {"email": "email", "phone": "phone"}
-            t_fast = _median(lambda n=name, o=fast_out: platform.export_hashes(
-                src, o, platform=n, ids=ids), args.runs)
+            t_fast = _median(lambda n=name, o=fast_out, i=ids: platform.export_hashes(
+                src, o, platform=n, ids=i), args.runs)
             t_slow = _median(lambda n=name, o=slow_out: baseline(src, o, n), args.runs)
             equal = _rows(fast_out) == _rows(slow_out)
             print(f"{name:<9} {t_slow:>11.2f} {t_fast:>12.2f} {t_slow / t_fast:>8.1f}x  {equal}")

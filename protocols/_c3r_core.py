@@ -163,7 +163,7 @@ def root_key(secret: bytes, salt: str) -> bytes:
 
 def hmac_token(key: bytes, message: bytes) -> str:
     """`02:hmac:` + Base64 of HMAC-SHA256(key, message): the C3R fingerprint core."""
-    mac = hmac.new(key, message, hashlib.sha256).digest()
+    mac = hmac.digest(key, message, "sha256")
     return FINGERPRINT_PREFIX + base64.b64encode(mac).decode("ascii")
 
 

@@ -1,4 +1,4 @@
-"""C3R table schemas: the mapped form (`headerRow: true`) and the positional form, as C3R reads them."""
+"""C3R table schemas: the mapped form (`headerRow: true`) and the positional form, like C3R."""
 
 from __future__ import annotations
 

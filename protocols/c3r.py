@@ -97,7 +97,7 @@ def seal(value: object, *, secret: bytes, salt: str, column: str, settings: Sett
 def seal_bytes(message: bytes, *, secret: bytes, salt: str, column: str,
                pad: Pad | None = None, nonce: bytes | None = None,
                max_value_length: int = 0) -> str:
-    """The C3R sealing core on raw bytes (no info byte prepended): for checking published vectors."""
+    """The C3R sealing core on raw bytes (no info byte prepended): for published vectors."""
     return _core.seal_encoded(
         bytes(message), root=_core.root_key(secret, salt), column=column,
         nonce=_secrets.token_bytes(_core.NONCE_BYTES) if nonce is None else bytes(nonce),
@@ -118,5 +118,6 @@ def unseal(value: str | None, *, secret: bytes, salt: str, column: str | None = 
     """
     if value is None:
         return None
-    _dtype, plain = _core.decode_sealed(_core.open_sealed(value, root=_core.root_key(secret, salt)))
+    root = _core.root_key(secret, salt)
+    _dtype, plain = _core.decode_sealed(_core.open_sealed(value, root=root))
     return plain

@@ -3,9 +3,9 @@
 import datetime as dt
 
 import pytest
+from _vectors import vectors
 
 from protocols import c3r
-from _vectors import vectors
 
 _EPOCH = dt.date(1970, 1, 1)
 

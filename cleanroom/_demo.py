@@ -12,6 +12,7 @@ the demo says so. At the end the matching is scored against the generator's grou
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -93,7 +94,8 @@ class DemoResult:
 
 def collaboration_id_for(seed: int) -> str:
     """A collaboration id derived from the seed, so the walk-through is reproducible."""
-    return str(uuid.UUID(int=(seed * 0x9E3779B97F4A7C15 + 0x6F1C2A9E) % (1 << 128), version=4))
+    digest = hashlib.sha256(f"cleanroom demo collaboration {seed}".encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
 def airline_policy() -> str:
@@ -299,7 +301,7 @@ def run_demo(
     try:
         walk.title("Each party exports its customers (synthetic data, seeded)")
         walk.echo(click.style(
-            f"   $ python -m examples.generate --rows {rows} --seed {seed}", fg="cyan"))
+            f"   $ python -m examples.generate --rows {rows} --seed {seed} --out .", fg="cyan"))
         parties = generate(rows, seed=seed)
         parties.write(lay.airline_csv, lay.brand_csv, lay.truth)
         counts = {"airline": len(parties.airline), "brand": len(parties.brand)}
@@ -330,6 +332,8 @@ def run_demo(
         walk.title("Each party tokenizes locally; only the token file leaves")
         for party in ("airline", "brand"):
             walk.run(["tokenize"], tokenize_args(party, lay))
+        walk.say("what leaves the building — tokens, a random row id, the shared attributes:")
+        walk.run(["inspect"], [lay.brand_tokens])
 
         walk.title("The collaboration and each owner's policy are written down")
         write_bytes_atomic(lay.collab, collaboration_toml(cid).encode())
@@ -337,7 +341,6 @@ def run_demo(
         write_bytes_atomic(lay.brand_policy, brand_policy().encode())
         walk.say("cleanroom/collaboration.toml, cleanroom/airline.policy.toml, "
                  "cleanroom/brand.policy.toml")
-        walk.run(["inspect"], [lay.brand_tokens], show_output=True)
 
         walk.title("Compliance checks the rules in plain words")
         walk.run(["policy", "check"], [lay.collab])
@@ -378,10 +381,11 @@ def run_demo(
                       seconds, counts)
 
 
-_SQL_OK = ("SELECT a.home_airport, COUNT(DISTINCT a.entity_id) AS people, "
-           "AVG(b.spend) AS avg_spend FROM airline a JOIN brand b ON a.entity_id = b.entity_id "
-           "GROUP BY a.home_airport ORDER BY people DESC")
-_SQL_REFUSED = "SELECT b.entity_id, b.spend FROM airline a JOIN brand b ON a.entity_id = b.entity_id"
+_SQL_OK = ("SELECT a.tier, COUNT(DISTINCT a.entity_id) AS people, AVG(a.miles_flown) AS "
+           "avg_miles, AVG(b.spend) AS avg_spend FROM airline a JOIN brand b "
+           "ON a.entity_id = b.entity_id GROUP BY a.tier ORDER BY people DESC")
+_SQL_REFUSED = ("SELECT a.tier, b.spend, COUNT(DISTINCT a.entity_id) AS people FROM airline a "
+                "JOIN brand b ON a.entity_id = b.entity_id GROUP BY a.tier, b.spend")
 
 
 def _print_summary(walk: _Walk, s: dict[str, Any]) -> None:

@@ -329,7 +329,7 @@ def _audit(audit: Mapping[str, Any] | None) -> str:
         decision = str(entry.get("decision", ""))
         cls = "accepted" if decision.lower().startswith("accept") else "refused"
         rows.append(
-            f"<tr><td>{_e(entry.get('time', ''))}</td><td>{_e(entry.get('member', ''))}</td>"
+            f"<tr><td class='when'>{_e(entry.get('time', ''))}</td><td>{_e(entry.get('member', ''))}</td>"
             f"<td>{_e(entry.get('action', ''))}</td>"
             f"<td><span class='pill {cls}'>{_e(decision)}</span></td>"
             f"<td>{_e(entry.get('rule', '') or '')}</td>"
@@ -450,9 +450,19 @@ def build_report(
         if dims:
             seg = room.overlap(member, by=dims, metrics=[met] if met else []).to_dict()
             rows = seg.get("segments") or []
-            segments = {"by": dims, "metric": met, "rows": rows,
-                        "values": {d: list((values or {}).get(d) or _ordered_values(rows, d))
-                                   for d in dims}}
+            known: dict[str, list[Any]] = {}
+            for d in dims:
+                if values and values.get(d):
+                    known[d] = list(values[d])
+                elif len(dims) > 1:
+                    # the values of one dimension alone (each audited and thresholded too):
+                    # lets a row whose every cell is withheld still appear, as "< minimum";
+                    # the one-dimension totals themselves are not shown (no differencing aid)
+                    alone = room.overlap(member, by=[d]).to_dict().get("segments") or []
+                    known[d] = _ordered_values(alone, d)
+                else:
+                    known[d] = _ordered_values(rows, d)
+            segments = {"by": dims, "metric": met, "rows": rows, "values": known}
         plain = room.policy_report()
         policies = []
         for name, table in plain["tables"].items():

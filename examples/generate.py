@@ -6,14 +6,17 @@ names, placeholder emails, within-party duplicates with different contact points
 overlap of people. A ground-truth file maps every row to its true person; it is for scoring
 the matching only and never goes into the clean room. The same seed gives the same bytes.
 
-Run it alone with ``python -m examples.generate --rows 20000 --seed 7 --out DIR``.
+Run it alone with ``python -m examples.generate --rows 20000 --seed 7 --out DIR``: it writes
+DIR/airline/airline.csv, DIR/brand/brand.csv and DIR/ground_truth/truth.csv.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import random
 import unicodedata
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,11 +161,6 @@ def _ascii(text: str) -> str:
     return "".join(ch for ch in folded.lower() if ch.isalpha())
 
 
-def _digits(rng: np.random.Generator, n: int, width: int) -> list[str]:
-    """`n` random zero-padded numbers of `width` digits."""
-    return [f"{v:0{width}d}" for v in rng.integers(0, 10**width, n)]
-
-
 def _people(
     rng: np.random.Generator, n: int, pools: dict[str, tuple[list[str], list[str]]]
 ) -> pd.DataFrame:
@@ -170,26 +168,29 @@ def _people(
     codes = list(COUNTRIES)
     weights = np.array([COUNTRIES[c][0] for c in codes])
     country = rng.choice(codes, n, p=weights / weights.sum())
-    first, last = [], []
-    for c in country:
+    first = np.empty(n, dtype=object)
+    last = np.empty(n, dtype=object)
+    for c in codes:
+        mask = country == c
         firsts, lasts = pools[c]
-        first.append(firsts[rng.integers(len(firsts))])
-        last.append(lasts[rng.integers(len(lasts))])
+        first[mask] = np.array(firsts, dtype=object)[rng.integers(0, len(firsts), mask.sum())]
+        last[mask] = np.array(lasts, dtype=object)[rng.integers(0, len(lasts), mask.sum())]
     start = dt.date(1950, 1, 1).toordinal()
     dob = [dt.date.fromordinal(start + int(d)).isoformat()
            for d in rng.integers(0, 20_000, n)]
-    phone = [_mobile(rng, c) for c in country]
-    seen: set[str] = set()
+    r = random.Random(int(rng.integers(1 << 62)))
+    phone = _unique((lambda c=c: _mobile(r, c)) for c in country)
     emails = []
+    seen: set[str] = set()
     for f, la, c, style, num in zip(first, last, country, rng.integers(0, 5, n),
                                     rng.integers(1, 99, n), strict=True):
         fa, la_ = _ascii(f) or "user", _ascii(la) or "mail"
         local = (f"{fa}.{la_}", f"{fa}{la_}", f"{fa[0]}{la_}", f"{fa}_{la_}{num}",
                  f"{la_}.{fa}{num}")[style]
         domains = _DOMAINS[c]
-        email = f"{local}@{domains[rng.integers(len(domains))]}"
+        email = f"{local}@{domains[r.randrange(len(domains))]}"
         while email in seen:  # real addresses are unique: no accidental sharing
-            email = f"{local}{rng.integers(100, 9999)}@{domains[rng.integers(len(domains))]}"
+            email = f"{local}{r.randrange(100, 9999)}@{domains[r.randrange(len(domains))]}"
         seen.add(email)
         emails.append(email)
     return pd.DataFrame({
@@ -200,75 +201,89 @@ def _people(
         "dob": dob,
         "email": emails,
         "phone": phone,
-        "postal_code": [_postal(rng, c) for c in country],
+        "postal_code": [_postal(r, c) for c in country],
     })
 
 
-def _mobile(rng: np.random.Generator, country: str) -> str:
+def _unique(makers: Iterable[Callable[[], str]]) -> list[str]:
+    """Call each maker until it returns a value not seen before (phone numbers are unique)."""
+    seen: set[str] = set()
+    out = []
+    for make in makers:
+        value = make()
+        while value in seen:
+            value = make()
+        seen.add(value)
+        out.append(value)
+    return out
+
+
+def _mobile(r: random.Random, country: str) -> str:
     """A valid mobile number of `country` in E.164 (`+` and digits)."""
-    d = lambda k: "".join(str(x) for x in rng.integers(0, 10, k))  # noqa: E731
-    pick = lambda xs: xs[rng.integers(len(xs))]  # noqa: E731
+    def d(k: int) -> str:
+        return f"{r.randrange(10**k):0{k}d}"
+
     if country == "US":
-        return f"+1{pick(_US_AREAS)}{rng.integers(2, 10)}{d(2)}{d(4)}"
+        return f"+1{r.choice(_US_AREAS)}{r.randrange(2, 10)}{d(2)}{d(4)}"
     if country == "GB":
-        return f"+447{pick('45789')}{d(8)}"
+        return f"+447{r.choice('45789')}{d(8)}"
     if country == "FR":
-        return f"+336{pick('01245678')}{d(7)}"
+        return f"+336{r.choice('01245678')}{d(7)}"
     if country == "DE":
-        return f"+49{pick(_DE_MOBILE)}{d(8)}"
+        return f"+49{r.choice(_DE_MOBILE)}{d(8)}"
     if country == "IN":
-        return f"+91{pick('6789')}{d(9)}"
+        return f"+91{r.choice('6789')}{d(9)}"
     if country == "SG":
-        return f"+65{pick(['81', '83', '87', '90', '91', '93', '96', '97'])}{d(6)}"
-    return f"+614{pick('01236')}{d(7)}"
+        return f"+65{r.choice(['81', '83', '87', '90', '91', '93', '96', '97'])}{d(6)}"
+    return f"+614{r.choice('01236')}{d(7)}"
 
 
-def _postal(rng: np.random.Generator, country: str) -> str:
+def _postal(r: random.Random, country: str) -> str:
     """A plausible postal code of `country`."""
     if country == "GB":
         letters = "ABCDEFGHJKLMNPRSTUWXY"
-        a = "".join(letters[i] for i in rng.integers(0, len(letters), 2))
-        b = "".join(letters[i] for i in rng.integers(0, len(letters), 2))
-        return f"{a}{rng.integers(1, 20)} {rng.integers(1, 10)}{b}"
+        a = "".join(r.choice(letters) for _ in range(2))
+        b = "".join(r.choice(letters) for _ in range(2))
+        return f"{a}{r.randrange(1, 20)} {r.randrange(1, 10)}{b}"
     width = {"US": 5, "FR": 5, "DE": 5, "IN": 6, "SG": 6, "AU": 4}[country]
     low = {"US": 1001, "FR": 1000, "DE": 1067, "IN": 110001, "SG": 18000, "AU": 2000}[country]
-    return f"{rng.integers(low, 10**width):0{width}d}"
+    return f"{r.randrange(low, 10**width):0{width}d}"
 
 
-def _format_phone(rng: np.random.Generator, e164: str) -> str:
+def _format_phone(rnd: random.Random, e164: str) -> str:
     """One of the ways people type a phone number: national for home-region numbers, else +cc."""
     if e164.startswith("+1"):
         a, b, c = e164[2:5], e164[5:8], e164[8:]
         forms = (f"({a}) {b}-{c}", f"{a}-{b}-{c}", f"{a}.{b}.{c}", f"{a}{b}{c}",
                  f"+1 {a} {b} {c}", f"1-{a}-{b}-{c}", f"+1{a}{b}{c}")
-        return forms[rng.integers(len(forms))]
+        return rnd.choice(forms)
     cc_len = 2
     cc, rest = e164[1:1 + cc_len], e164[1 + cc_len:]
     mid = len(rest) // 2
     forms = (f"+{cc} {rest[:mid]} {rest[mid:]}", f"+{cc}{rest}", f"+{cc}-{rest[:mid]}-{rest[mid:]}",
              f"(+{cc}) {rest}", f"+{cc} {' '.join(rest[i:i + 2] for i in range(0, len(rest), 2))}")
-    return forms[rng.integers(len(forms))]
+    return rnd.choice(forms)
 
 
-def _mess_email(rng: np.random.Generator, email: str) -> str:
+def _mess_email(rnd: random.Random, email: str) -> str:
     """Case, stray whitespace, and for Gmail the dots and +tags people add."""
     local, domain = email.split("@")
     if domain == "gmail.com":
-        r = rng.random()
+        r = rnd.random()
         if r < 0.12:
             local = local.replace(".", "")
         elif r < 0.24 and "." not in local and len(local) > 3:
-            cut = int(rng.integers(1, len(local) - 1))
+            cut = rnd.randrange(1, len(local) - 1)
             local = f"{local[:cut]}.{local[cut:]}"
-        if rng.random() < 0.10:
-            local += "+" + ("shop", "promo", "travel", "news")[rng.integers(4)]
-    r = rng.random()
+        if rnd.random() < 0.10:
+            local += "+" + rnd.choice(("shop", "promo", "travel", "news"))
+    r = rnd.random()
     if r < 0.12:
         local, domain = local.capitalize(), domain.capitalize()
     elif r < 0.18:
         local, domain = local.upper(), domain.upper()
     out = f"{local}@{domain}"
-    r = rng.random()
+    r = rnd.random()
     if r < 0.05:
         out = f" {out}"
     elif r < 0.10:
@@ -276,18 +291,18 @@ def _mess_email(rng: np.random.Generator, email: str) -> str:
     return out
 
 
-def _mess_name(rng: np.random.Generator, name: str, typo_rate: float) -> str:
+def _mess_name(rnd: random.Random, name: str, typo_rate: float) -> str:
     """Case, stray whitespace and, now and then, a typo (a dropped or swapped letter)."""
-    if rng.random() < typo_rate and len(name) > 3:
-        i = int(rng.integers(1, len(name) - 1))
-        name = (name[:i] + name[i + 1:]) if rng.random() < 0.5 else \
+    if rnd.random() < typo_rate and len(name) > 3:
+        i = rnd.randrange(1, len(name) - 1)
+        name = (name[:i] + name[i + 1:]) if rnd.random() < 0.5 else \
             (name[:i - 1] + name[i] + name[i - 1] + name[i + 1:])
-    r = rng.random()
+    r = rnd.random()
     if r < 0.08:
         name = name.upper()
     elif r < 0.12:
         name = name.lower()
-    if rng.random() < 0.04:
+    if rnd.random() < 0.04:
         name = f" {name} "
     return name
 
@@ -310,41 +325,44 @@ def _contact_rows(
     email = base["email"].to_numpy(dtype=object).copy()
     phone = base["phone"].to_numpy(dtype=object).copy()
     u = rng.random((m, 6))
+    r = random.Random(int(rng.integers(1 << 62)))
+    pids = base["person_id"].to_numpy()
+    firsts, lasts = base["first_name"].to_numpy(), base["last_name"].to_numpy()
     for i in range(m):
-        if alt_email is not None and base["person_id"].iat[i] in alt_email:
+        if alt_email is not None and pids[i] in alt_email:
             # a shared person who gave the brand another address than the airline
             e = email[i]
-            email[i] = e.split("@")[0] + "." + str(rng.integers(1, 99)) + "@" + \
-                _DOMAINS["US"][rng.integers(2, len(_DOMAINS["US"]))]
+            email[i] = e.split("@")[0] + "." + str(r.randrange(1, 99)) + "@" + \
+                _DOMAINS["US"][r.randrange(2, len(_DOMAINS["US"]))]
         if first_of_dup[i]:
             phone[i] = None  # the first row of a duplicate has the email only ...
         elif second[i]:
             email[i] = (None if u[i, 0] < 0.6 else  # ... the second the phone and maybe work mail
-                        _ascii(base["first_name"].iat[i]) + "." + _ascii(base["last_name"].iat[i])
-                        + "@" + _WORK_DOMAINS[rng.integers(len(_WORK_DOMAINS))])
+                        f"{_ascii(firsts[i])}.{_ascii(lasts[i])}{r.randrange(1, 999)}"
+                        f"@{r.choice(_WORK_DOMAINS)}")
         if email[i] is not None:
             if u[i, 1] < p_email_missing:
                 email[i] = None
             elif u[i, 2] < 0.012:
-                email[i] = PLACEHOLDER_EMAILS[rng.integers(len(PLACEHOLDER_EMAILS))]
+                email[i] = r.choice(PLACEHOLDER_EMAILS)
             elif u[i, 2] < 0.02:
                 email[i] = email[i].replace("@", " at ", 1) if u[i, 3] < 0.5 else \
                     email[i].rsplit(".", 1)[0]  # "jane at gmail.com", "jane@gmail"
             else:
-                email[i] = _mess_email(rng, email[i])
+                email[i] = _mess_email(r, email[i])
         if phone[i] is not None:
             if u[i, 4] < p_phone_missing:
                 phone[i] = None
             elif u[i, 5] < 0.01:
-                phone[i] = PLACEHOLDER_PHONES[rng.integers(len(PLACEHOLDER_PHONES))]
+                phone[i] = r.choice(PLACEHOLDER_PHONES)
             elif u[i, 5] < 0.02:
-                phone[i] = _format_phone(rng, phone[i])[:-3]  # a digit group lost
+                phone[i] = _format_phone(r, phone[i])[:-3]  # a digit group lost
             else:
-                phone[i] = _format_phone(rng, phone[i])
+                phone[i] = _format_phone(r, phone[i])
     base["email"] = email
     base["phone"] = phone
-    base["first_name"] = [_mess_name(rng, s, 0.02) for s in base["first_name"]]
-    base["last_name"] = [_mess_name(rng, s, 0.02) for s in base["last_name"]]
+    base["first_name"] = [_mess_name(r, s, 0.02) for s in base["first_name"]]
+    base["last_name"] = [_mess_name(r, s, 0.02) for s in base["last_name"]]
     base["_person"] = base["person_id"].to_numpy()
     base["_dup"] = second
     # the file's row order is not the person order: shuffle like an extract sorted by signup
@@ -360,7 +378,8 @@ def _airline(rng: np.random.Generator, people: pd.DataFrame, duplicate_rate: flo
     tier = rows["_person"].map(tier_of)
     scale = tier.map({"Basic": 4_000, "Silver": 18_000, "Gold": 45_000, "Platinum": 110_000})
     miles = (scale.to_numpy() * rng.lognormal(0.0, 0.5, n)).round(-1).astype(np.int64)
-    airports = [COUNTRIES[c][2][rng.integers(len(COUNTRIES[c][2]))] for c in rows["country"]]
+    r = random.Random(int(rng.integers(1 << 62)))
+    airports = [r.choice(COUNTRIES[c][2]) for c in rows["country"]]
     dob = rows["dob"].to_numpy(dtype=object).copy()
     dob[rng.random(n) < 0.03] = None
     return pd.DataFrame({
@@ -384,10 +403,11 @@ def _brand(
     n = len(rows)
     w = np.array(CATEGORY_WEIGHTS)
     travel = np.array(CATEGORY_WEIGHTS) * np.array([1, 1, 1.2, 0.8, 1.4, 2.6])
-    cat_of = {}
-    for pid in ids:
-        p = travel if pid in shared else w
-        cat_of[pid] = CATEGORIES[rng.choice(len(CATEGORIES), p=p / p.sum())]
+    is_shared = pd.Series(ids).isin(shared).to_numpy()
+    picks = np.empty(len(ids), dtype=np.int64)
+    for mask, p in ((is_shared, travel), (~is_shared, w)):
+        picks[mask] = rng.choice(len(CATEGORIES), int(mask.sum()), p=p / p.sum())
+    cat_of = dict(zip(ids, np.array(CATEGORIES, dtype=object)[picks], strict=True))
     category = rows["_person"].map(cat_of)
     boost = np.where(rows["_person"].isin(shared), 1.35, 1.0)
     spend = (rng.lognormal(4.6, 0.8, n) * boost).round(2)
@@ -403,15 +423,16 @@ def _brand(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Write airline.csv, brand.csv and truth.csv into --out."""
+    """Write airline/airline.csv, brand/brand.csv and ground_truth/truth.csv under --out."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=20_000, help="airline rows (brand: 60%%)")
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--out", type=Path, default=Path("demo-data"))
+    ap.add_argument("--out", type=Path, default=Path("."),
+                    help="directory to write airline/, brand/ and ground_truth/ into")
     args = ap.parse_args(argv)
     parties = generate(args.rows, seed=args.seed)
-    files = parties.write(args.out / "airline.csv", args.out / "brand.csv",
-                          args.out / "truth.csv")
+    files = parties.write(args.out / "airline" / "airline.csv", args.out / "brand" / "brand.csv",
+                          args.out / "ground_truth" / "truth.csv")
     print(f"airline: {len(parties.airline)} rows -> {files.airline}")
     print(f"brand:   {len(parties.brand)} rows -> {files.brand}")
     print(f"truth:   {parties.true_overlap()} people in both -> {files.truth} (never share it)")

@@ -167,10 +167,12 @@ def entity_assignments(
                 f"s AS (SELECT CAST({cid} AS VARCHAR) AS cid, {part}, row_number() OVER "
                 f"(PARTITION BY {part} ORDER BY {cid}) AS k FROM read_parquet(?)), "
                 f"m AS (SELECT rn, entity_id FROM read_parquet(?) WHERE t = ?) "
-                f"SELECT s.cid, m.entity_id FROM r JOIN s ON r.k = s.k AND {on} "
-                f"JOIN m ON m.rn = r.rn",
+                # a record the engine left out of its entity map is an entity of its own
+                f"SELECT s.cid, coalesce(CAST(m.entity_id AS VARCHAR), "
+                f"'alone-' || CAST(? AS VARCHAR) || '-' || CAST(r.rn AS VARCHAR)) "
+                f"FROM r JOIN s ON r.k = s.k AND {on} LEFT JOIN m ON m.rn = r.rn",
                 (os.fspath(tokens), os.fspath(copy), os.fspath(res.path),
-                 room.table_index(table)))
+                 room.table_index(table), room.table_index(table)))
             rows = execute(con, sql).fetchall()
             copy.unlink()
             if len(rows) != read_manifest(tokens).row_count:

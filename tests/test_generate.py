@@ -31,7 +31,7 @@ def test_same_seed_gives_identical_data_and_another_seed_does_not(parties):
 def test_written_files_are_byte_identical_for_the_same_seed(tmp_path):
     for run in ("a", "b"):
         main(["--rows", "300", "--seed", "5", "--out", str(tmp_path / run)])
-    for name in ("airline.csv", "brand.csv", "truth.csv"):
+    for name in ("airline/airline.csv", "brand/brand.csv", "ground_truth/truth.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 

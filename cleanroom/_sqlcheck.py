@@ -17,8 +17,6 @@ Rules (names as they appear in refusals and in the audit log):
 from __future__ import annotations
 
 import copy
-import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -28,8 +26,22 @@ import duckdb
 from protocols import CleanroomBug, PolicyRefusal
 
 from ._policy import ENTITY_COLUMN, Policy
+from ._sqltree import (
+    AGGREGATES,
+    SAFE_NAME,
+    Node,
+    canon,
+    column_names_in,
+    contains_aggregate,
+    duckdb_aggregates,
+    int_constant,
+    is_empty,
+    parse,
+    qualified_name,
+    safe_name,
+    uncovered,
+)
 
-Node = dict[str, Any]
 Context = Literal["where", "group", "post", "list_select", "list_where"]
 
 # AWS scalar-function names -> the DuckDB function names they may appear as in the tree.
@@ -45,7 +57,6 @@ _SCALAR = {
 }
 _ARITHMETIC = {"+", "-", "*", "/"}
 _LIKE = {"~~", "!~~", "~~*", "!~~*"}
-_AGGREGATES = {"count", "count_star", "sum", "avg", "mean"}
 _COMPARE = {
     "COMPARE_EQUAL", "COMPARE_NOTEQUAL", "COMPARE_LESSTHAN", "COMPARE_GREATERTHAN",
     "COMPARE_LESSTHANOREQUALTO", "COMPARE_GREATERTHANOREQUALTO", "COMPARE_DISTINCT_FROM",
@@ -56,7 +67,6 @@ _CAST_TYPES = {
     "varchar", "text", "string", "integer", "int", "int4", "bigint", "int8", "smallint",
     "double", "float", "real", "decimal", "numeric", "date", "timestamp", "boolean", "bool",
 }
-_SAFE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 # Keys every expression node may carry; anything else must be absent or empty.
 _EXPR_COMMON = {"class", "type", "alias", "query_location", "query_location_length"}
 _EXPR_KEYS = {
@@ -75,11 +85,6 @@ _REFUSED_CLASSES = {
     "WINDOW": ("window_function", "window functions (OVER) are not allowed"),
     "STAR": ("select_star", "SELECT * and COLUMNS(...) are not allowed; name the columns"),
 }
-
-
-def safe_name(name: object) -> str:
-    """An identifier fit to appear in a message or log; anything else is described, not echoed."""
-    return repr(name) if isinstance(name, str) and _SAFE_NAME.fullmatch(name) else "(a name)"
 
 
 @dataclass(frozen=True)
@@ -113,59 +118,6 @@ class CheckedQuery:
     limit: int | None = None
     offset: int | None = None
     distinct: bool = False
-
-
-def parse(sql: str, con: duckdb.DuckDBPyConnection | None = None) -> list[Node]:
-    """Parse SQL with DuckDB's parser into its JSON statements; refuse what it cannot serialize."""
-    own = con is None
-    con = con or duckdb.connect()
-    try:
-        raw = con.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchone()
-    except duckdb.Error:
-        raise PolicyRefusal("parse", "the SQL could not be parsed") from None
-    finally:
-        if own:
-            con.close()
-    tree = json.loads(raw[0]) if raw else {"error": True}
-    if tree.get("error"):
-        if tree.get("error_type") == "parser":
-            pos = tree.get("position")
-            where = f" near character {int(pos) + 1}" if str(pos or "").isdigit() else ""
-            raise PolicyRefusal("parse", f"the SQL is not valid{where}")
-        raise PolicyRefusal("single_select", "only a single SELECT statement is allowed "
-                            "(no PRAGMA, SET, COPY, ATTACH, CREATE, INSERT, EXPLAIN, ...)")
-    statements = tree.get("statements") or []
-    if len(statements) != 1:
-        raise PolicyRefusal("single_select", "exactly one SELECT statement is allowed, found "
-                            f"{len(statements)}")
-    return statements
-
-
-def strip_locations(node: Any) -> Any:
-    """The tree without source positions and aliases: equal for equal expressions."""
-    if isinstance(node, dict):
-        return {k: strip_locations(v) for k, v in node.items()
-                if k not in ("query_location", "query_location_length", "alias")}
-    if isinstance(node, list):
-        return [strip_locations(v) for v in node]
-    return node
-
-
-def canon(node: Node) -> str:
-    """A canonical key of an expression, for matching GROUP BY items and deduplicating."""
-    return json.dumps(strip_locations(node), sort_keys=True, separators=(",", ":"))
-
-
-def _empty(value: Any) -> bool:
-    return value in (None, "", [], {}, False) or value == {"type": "ORDER_MODIFIER", "orders": []}
-
-
-def _int_constant(node: Any) -> int | None:
-    if isinstance(node, dict) and node.get("class") == "CONSTANT":
-        lit = node.get("literal") or {}
-        if lit.get("kind") == "INTEGER" and re.fullmatch(r"\d{1,12}", str(lit.get("text"))):
-            return int(lit["text"])
-    return None
 
 
 class _Checker:
@@ -204,15 +156,15 @@ class _Checker:
             raise PolicyRefusal("single_select", "only a plain SELECT is allowed")
         if (node.get("cte_map") or {}).get("map"):
             self.refuse("cte", "WITH (common table expressions) is not allowed")
-        if not _empty(node.get("qualify")):
+        if not is_empty(node.get("qualify")):
             self.refuse("window_function", "QUALIFY and window functions are not allowed")
-        if not _empty(node.get("sample")):
+        if not is_empty(node.get("sample")):
             self.refuse("unsupported_sql", "USING SAMPLE is not allowed")
         known = {"type", "modifiers", "cte_map", "select_list", "from_table", "where_clause",
                  "group_expressions", "group_sets", "aggregate_handling", "having", "sample",
                  "qualify"}
         for k, v in node.items():
-            if k not in known and not _empty(v):
+            if k not in known and not is_empty(v):
                 self.refuse("unsupported_sql", f"unsupported SELECT feature {safe_name(k)}")
         self.from_clause(node.get("from_table") or {})
         self.raise_if_refused()  # nothing below makes sense without a valid FROM
@@ -242,7 +194,7 @@ class _Checker:
                 for key in ("limit", "offset"):
                     if m.get(key) is None:
                         continue
-                    value = _int_constant(m[key])
+                    value = int_constant(m[key])
                     if value is None:
                         self.refuse("limit", f"{key.upper()} must be a plain whole number")
                     out[key] = value
@@ -281,7 +233,7 @@ class _Checker:
             self.refuse("unknown_table", f"{safe_name(name)} is not a table of this collaboration "
                         f"(tables: {', '.join(sorted(self.tables))})")
             return []
-        if not _empty(ref.get("sample")) or not _empty(ref.get("at_clause")):
+        if not is_empty(ref.get("sample")) or not is_empty(ref.get("at_clause")):
             self.refuse("unsupported_sql", "TABLESAMPLE and AT (...) are not allowed")
         if ref.get("column_name_alias"):
             self.refuse("unsupported_sql", "renaming a table's columns in FROM is not allowed")
@@ -315,7 +267,7 @@ class _Checker:
             self.join_condition(ref.get("condition"), left, right)
         for k in ("delim_flipped", "duplicate_eliminated_columns", "ranking_expression",
                   "sample", "nearest_approx"):
-            if not _empty(ref.get(k)):
+            if not is_empty(ref.get(k)):
                 self.refuse("unsupported_sql", "unsupported join feature")
         return left + right
 
@@ -333,7 +285,7 @@ class _Checker:
         if not ok:
             self.refuse("join_condition", "a join must be exactly ON a.entity_id = b.entity_id "
                         "(one table on each side); joining on anything else is not allowed")
-            for names in _column_names(cond):
+            for names in column_names_in(cond):
                 col = names[-1]
                 tables = [self.scope[names[0]]] if len(names) == 2 and names[0] in self.scope \
                     else list(self.scope.values())
@@ -411,7 +363,7 @@ class _Checker:
                             "COUNT(DISTINCT entity_id); it is never output, grouped, filtered "
                             "or transformed")
             return
-        where = f"{safe_name(t.name)}.{safe_name(col)}"
+        where = qualified_name(t.name, col)
         if self.kind == "list":
             if col not in p.list_columns:
                 self.refuse("column_role", f"{where} is not a list column")
@@ -450,7 +402,7 @@ class _Checker:
                         "allowed")
             return
         extra = [k for k, v in node.items()
-                 if k not in _EXPR_COMMON | _EXPR_KEYS[cls] and not _empty(v)]
+                 if k not in _EXPR_COMMON | _EXPR_KEYS[cls] and not is_empty(v)]
         if extra:
             self.refuse("unsupported_sql", f"unsupported expression feature {safe_name(extra[0])}")
             return
@@ -512,7 +464,7 @@ class _Checker:
         kids = texpr.get("children") or []
         path = (texpr.get("qualified_name") or {}).get("path") or [tname]
         if tname not in _CAST_TYPES or len(path) != 1 or any(
-                _int_constant(k) is None for k in kids) or (kids and tname not in (
+                int_constant(k) is None for k in kids) or (kids and tname not in (
                     "decimal", "numeric")):
             self.refuse("unsupported_sql", "CAST only to a plain number, text, date, timestamp "
                         "or boolean type")
@@ -545,15 +497,20 @@ class _Checker:
                     self.refuse("unsupported_sql", "LIKE takes a constant pattern")
             else:
                 self.refuse("scalar_function", f"operator {safe_name(fname)} is not allowed"
-                            if _SAFE_NAME.fullmatch(fname) else "this operator is not allowed")
+                            if SAFE_NAME.fullmatch(fname) else "this operator is not allowed")
                 return
             if node.get("distinct"):
                 self.refuse("unsupported_sql", "DISTINCT is only for aggregates")
             for a in args:
                 self.expr(a.get("expression"), ctx)
             return
-        if fname in _AGGREGATES:
+        if fname in AGGREGATES:
             self.aggregate(node, fname, args, ctx)
+            return
+        if fname in duckdb_aggregates():
+            self.refuse("list_aggregate" if self.kind == "list" else "aggregate_function",
+                        f"aggregate {safe_name(fname)} is not allowed (allowed: COUNT, "
+                        "COUNT(DISTINCT ...), SUM, SUM(DISTINCT ...), AVG, as the policies say)")
             return
         if ctx in ("list_select", "list_where"):
             self.refuse("scalar_function", "the list rule allows no functions")
@@ -576,7 +533,7 @@ class _Checker:
         if ctx != "post":
             self.refuse("aggregate_function", "aggregates may not appear in WHERE or GROUP BY")
             return
-        if not _empty(node.get("order_bys")):
+        if not is_empty(node.get("order_bys")):
             self.refuse("unsupported_sql", "ORDER BY inside an aggregate is not allowed")
         self.has_aggregate = True
         distinct = bool(node.get("distinct"))
@@ -591,7 +548,7 @@ class _Checker:
         if distinct and fname not in ("count", "sum"):
             self.refuse("aggregate_function", f"{fname.upper()}(DISTINCT ...) is not allowed")
         arg = args[0].get("expression") if len(args) == 1 else None
-        if not isinstance(arg, dict) or arg.get("class") != "COLUMN_REF" or not _empty(
+        if not isinstance(arg, dict) or arg.get("class") != "COLUMN_REF" or not is_empty(
                 arg.get("alias")):
             self.refuse("aggregate_argument", "aggregates take exactly one plain column "
                         "(e.g. SUM(t.miles), COUNT(DISTINCT t.entity_id))")
@@ -611,7 +568,7 @@ class _Checker:
 
     def substituted(self, expr: Any, select: tuple[Node, ...], *, alias_first: bool) -> Any:
         """Replace an ORDER BY / GROUP BY position or select alias by the item it names."""
-        pos = _int_constant(expr)
+        pos = int_constant(expr)
         if pos is not None:
             if 1 <= pos <= len(select):
                 return copy.deepcopy(select[pos - 1])
@@ -668,8 +625,9 @@ class _Checker:
         checked = () if self.violations else (*select, having, *(o["expression"] for o in orders))
         for e in checked:
             for col in uncovered(e, keys):
-                self.refuse("group_by", f"column {'.'.join(safe_name(c) for c in col)} must "
-                            "be in GROUP BY or inside an aggregate")
+                name = qualified_name(*col) if len(col) == 2 else "a column"
+                self.refuse("group_by", f"column {name} must be in GROUP BY or inside an "
+                            "aggregate")
         return CheckedQuery(
             kind="aggregation", tables=tuple(self.scope[a].name for a in self.order),
             aliases=tuple(self.order),
@@ -703,49 +661,6 @@ class _Checker:
             aliases=tuple(self.order), minimum=None, select=select,
             from_table=node.get("from_table") or {}, where=where, orders=tuple(orders),
             limit=mods["limit"], offset=mods["offset"], distinct=True)
-
-
-def _column_names(node: Any) -> list[list[str]]:
-    """The (lower-cased) names of every column reference in a tree."""
-    if isinstance(node, dict):
-        if node.get("class") == "COLUMN_REF":
-            return [[str(n).lower() for n in node.get("column_names") or [""]]]
-        return [c for v in node.values() for c in _column_names(v)]
-    if isinstance(node, list):
-        return [c for v in node for c in _column_names(v)]
-    return []
-
-
-def is_aggregate(node: Any) -> bool:
-    """True for an aggregate function call node."""
-    return isinstance(node, dict) and node.get("class") == "FUNCTION" and \
-        not node.get("is_operator") and str(node.get("function_name")).lower() in _AGGREGATES
-
-
-def contains_aggregate(node: Any) -> bool:
-    """True if the expression calls an aggregate anywhere."""
-    if is_aggregate(node):
-        return True
-    if isinstance(node, dict):
-        return any(contains_aggregate(v) for k, v in node.items() if k != "type_expr")
-    if isinstance(node, list):
-        return any(contains_aggregate(v) for v in node)
-    return False
-
-
-def uncovered(node: Any, keys: set[str]) -> list[tuple[str, ...]]:
-    """Column references not inside an aggregate nor inside a GROUP BY expression."""
-    if node is None or is_aggregate(node):
-        return []
-    if isinstance(node, dict):
-        if node.get("class") and canon(node) in keys:
-            return []
-        if node.get("class") == "COLUMN_REF":
-            return [tuple(node.get("column_names") or ())]
-        return [c for k, v in node.items() if k != "type_expr" for c in uncovered(v, keys)]
-    if isinstance(node, list):
-        return [c for v in node for c in uncovered(v, keys)]
-    return []
 
 
 def check_sql(

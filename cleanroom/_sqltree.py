@@ -1,0 +1,209 @@
+"""DuckDB parse trees: parse SQL into DuckDB's JSON tree, build and compare nodes, and turn a
+tree back into SQL text (checking that the text parses back into the very same tree).
+
+Node shapes are never written by hand: new nodes are copies of what DuckDB's own parser
+produces for a tiny template statement, so they stay right across DuckDB versions.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import re
+from typing import Any
+
+import duckdb
+
+from protocols import CleanroomBug, PolicyRefusal
+
+Node = dict[str, Any]
+AGGREGATES = frozenset({"count", "count_star", "sum", "avg", "mean"})
+SAFE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,63}")
+
+
+def qualified_name(table: str, column: str) -> str:
+    """table.column for messages, when both are plain names; otherwise a description."""
+    if SAFE_NAME.fullmatch(table) and SAFE_NAME.fullmatch(column):
+        return f"{table}.{column}"
+    return "a column"
+
+
+@functools.cache
+def duckdb_aggregates() -> frozenset[str]:
+    """Every aggregate function DuckDB knows, so that MIN, MAX, LIST... are named as such."""
+    con = duckdb.connect()
+    try:
+        rows = con.execute("SELECT DISTINCT function_name FROM duckdb_functions() "
+                           "WHERE function_type = 'aggregate'").fetchall()
+    finally:
+        con.close()
+    return frozenset(str(r[0]).lower() for r in rows)
+
+
+def safe_name(name: object) -> str:
+    """An identifier fit to appear in a message or log; anything else is described, not echoed."""
+    return repr(name) if isinstance(name, str) and SAFE_NAME.fullmatch(name) else "(a name)"
+
+
+def parse(sql: str, con: duckdb.DuckDBPyConnection | None = None) -> list[Node]:
+    """Parse SQL with DuckDB's parser into its JSON statements; refuse what it cannot serialize."""
+    own = con is None
+    con = con or duckdb.connect()
+    try:
+        raw = con.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchone()
+    except duckdb.Error:
+        raise PolicyRefusal("parse", "the SQL could not be parsed") from None
+    finally:
+        if own:
+            con.close()
+    tree = json.loads(raw[0]) if raw else {"error": True}
+    if tree.get("error"):
+        if tree.get("error_type") == "parser":
+            pos = tree.get("position")
+            where = f" near character {int(pos) + 1}" if str(pos or "").isdigit() else ""
+            raise PolicyRefusal("parse", f"the SQL is not valid{where}")
+        raise PolicyRefusal("single_select", "only a single SELECT statement is allowed "
+                            "(no PRAGMA, SET, COPY, ATTACH, CREATE, INSERT, EXPLAIN, ...)")
+    statements = tree.get("statements") or []
+    if len(statements) != 1:
+        raise PolicyRefusal("single_select", "exactly one SELECT statement is allowed, found "
+                            f"{len(statements)}")
+    return statements
+
+
+def strip_locations(node: Any) -> Any:
+    """The tree without source positions and aliases: equal for equal expressions."""
+    if isinstance(node, dict):
+        return {k: strip_locations(v) for k, v in node.items()
+                if k not in ("query_location", "query_location_length", "alias")}
+    if isinstance(node, list):
+        return [strip_locations(v) for v in node]
+    return node
+
+
+def canon(node: Node) -> str:
+    """A canonical key of an expression, for matching GROUP BY items and deduplicating."""
+    return json.dumps(strip_locations(node), sort_keys=True, separators=(",", ":"))
+
+
+def is_empty(value: Any) -> bool:
+    return value in (None, "", [], {}, False) or value == {"type": "ORDER_MODIFIER", "orders": []}
+
+
+def int_constant(node: Any) -> int | None:
+    if isinstance(node, dict) and node.get("class") == "CONSTANT":
+        lit = node.get("literal") or {}
+        if lit.get("kind") == "INTEGER" and re.fullmatch(r"\d{1,12}", str(lit.get("text"))):
+            return int(lit["text"])
+    return None
+
+
+def column_names_in(node: Any) -> list[list[str]]:
+    """The (lower-cased) names of every column reference in a tree."""
+    if isinstance(node, dict):
+        if node.get("class") == "COLUMN_REF":
+            return [[str(n).lower() for n in node.get("column_names") or [""]]]
+        return [c for v in node.values() for c in column_names_in(v)]
+    if isinstance(node, list):
+        return [c for v in node for c in column_names_in(v)]
+    return []
+
+
+def is_aggregate(node: Any) -> bool:
+    """True for an aggregate function call node."""
+    return isinstance(node, dict) and node.get("class") == "FUNCTION" and \
+        not node.get("is_operator") and str(node.get("function_name")).lower() in AGGREGATES
+
+
+def contains_aggregate(node: Any) -> bool:
+    """True if the expression calls an aggregate anywhere."""
+    if is_aggregate(node):
+        return True
+    if isinstance(node, dict):
+        return any(contains_aggregate(v) for k, v in node.items() if k != "type_expr")
+    if isinstance(node, list):
+        return any(contains_aggregate(v) for v in node)
+    return False
+
+
+def uncovered(node: Any, keys: set[str]) -> list[tuple[str, ...]]:
+    """Column references not inside an aggregate nor inside a GROUP BY expression."""
+    if node is None or is_aggregate(node):
+        return []
+    if isinstance(node, dict):
+        if node.get("class") and canon(node) in keys:
+            return []
+        if node.get("class") == "COLUMN_REF":
+            return [tuple(node.get("column_names") or ())]
+        return [c for k, v in node.items() if k != "type_expr" for c in uncovered(v, keys)]
+    if isinstance(node, list):
+        return [c for v in node for c in uncovered(v, keys)]
+    return []
+
+
+@functools.cache
+def _template(sql: str) -> str:
+    con = duckdb.connect()
+    try:
+        return json.dumps(parse(sql, con)[0]["node"])
+    finally:
+        con.close()
+
+
+def node_of(sql: str) -> Node:
+    """A fresh copy of the SELECT node DuckDB parses `sql` into (node shapes stay DuckDB's)."""
+    return json.loads(_template(sql))
+
+
+def col(*names: str) -> Node:
+    node = node_of("SELECT a")["select_list"][0]
+    node["column_names"] = list(names)
+    return node
+
+
+def try_(expr: Node) -> Node:
+    if expr.get("class") in ("COLUMN_REF", "CONSTANT"):
+        return expr
+    node = node_of("SELECT TRY(a)")["select_list"][0]
+    node["children"] = [expr]
+    return node
+
+
+def aliased(expr: Node, alias: str) -> Node:
+    expr = copy.deepcopy(expr)
+    expr["alias"] = alias
+    return expr
+
+
+def int_node(value: int) -> Node:
+    node = node_of("SELECT 1")["select_list"][0]
+    node["literal"]["text"] = str(int(value))
+    return node
+
+
+def and_(parts: list[Node]) -> Node:
+    if len(parts) == 1:
+        return parts[0]
+    node = node_of("SELECT a AND b")["select_list"][0]
+    node["children"] = parts
+    return node
+
+
+def to_sql(con: duckdb.DuckDBPyConnection, node: Node) -> str:
+    """SQL text of a SELECT node, generated by DuckDB from the tree."""
+    doc = {"error": False, "statements": [{"node": node, "named_param_map": []}]}
+    try:
+        row = con.execute("SELECT json_deserialize_sql(?::JSON)", [json.dumps(doc)]).fetchone()
+    except duckdb.Error as exc:
+        raise CleanroomBug(f"could not regenerate SQL from the tree: {type(exc).__name__}") \
+            from None
+    if not row or not isinstance(row[0], str):
+        raise CleanroomBug("could not regenerate SQL from the tree")
+    # What runs must be what was checked: the text must parse back into the very same tree.
+    back = parse(row[0], con)[0]
+    if back.get("named_param_map") or strip_locations(back["node"]) != strip_locations(node):
+        raise CleanroomBug("regenerated SQL does not parse back into the checked tree")
+    return row[0]
+
+

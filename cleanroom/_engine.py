@@ -37,7 +37,7 @@ from protocols import PROTOCOL_HMAC, PROTOCOL_PSI, ConfigError, InputError, Mani
 from ._audit import AuditLog
 from ._collab import Collaboration, Table
 from ._policy import EffectivePolicy
-from ._resolve import Resolution, ResolveInput, resolve
+from ._resolve import NODE_SHIFT, Resolution, ResolveInput, resolve, scramble_sql
 from ._sql import Sql, connect, execute, quote_ident
 
 CACHE_DIR = ".cleanroom-cache"
@@ -200,15 +200,20 @@ class CleanRoom:
         allowed = t.policy.analyst_columns()
         cols = "".join(f", p.{quote_ident(c, allowed)}" for c in columns)
         res = self.resolution()
-        cond = " AND n_tables = ?" if overlap_only else ""
-        params: tuple[Any, ...] = (os.fspath(t.tokens), os.fspath(res.path),
-                                   self.table_index(name))
+        i = self.table_index(name)
+        src = "FROM read_parquet(?, file_row_number = true) p "
         if overlap_only:
-            params += (len(self.collaboration.tables),)
+            return Sql(
+                f"SELECT m.entity_id{cols} {src}"
+                "JOIN (SELECT rn, entity_id FROM read_parquet(?) WHERE t = ? AND n_tables = ?) m "
+                "ON m.rn = p.file_row_number",
+                (os.fspath(t.tokens), os.fspath(res.path), i, len(self.collaboration.tables)))
+        own = scramble_sql(f"(CAST({i} AS BIGINT) << {NODE_SHIFT}) + p.file_row_number",
+                           res.scramble)
         return Sql(
-            f"SELECT m.entity_id{cols} FROM read_parquet(?, file_row_number = true) p "
-            f"JOIN (SELECT rn, entity_id FROM read_parquet(?) WHERE t = ?{cond}) m "
-            f"ON m.rn = p.file_row_number", params)
+            f"SELECT coalesce(m.entity_id, {own}) AS entity_id{cols} {src}"
+            "LEFT JOIN (SELECT rn, entity_id FROM read_parquet(?) WHERE t = ?) m "
+            "ON m.rn = p.file_row_number", (os.fspath(t.tokens), os.fspath(res.path), i))
 
     def analyst_connection(self, tables: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
         """A fresh DuckDB connection holding one table per collaboration table (entity_id plus

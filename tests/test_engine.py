@@ -223,6 +223,11 @@ def test_analyst_connection_exposes_no_tokens_and_no_files(collab):
         with pytest.raises(duckdb.Error):
             con.execute("SET enable_external_access = true")
         assert room.effective_minimum(["airline", "brand"]) == 2
+        # Entity ids: unlinked records get their own ids, distinct from every other.
+        assert con.execute("SELECT count(DISTINCT entity_id) FROM airline").fetchone()[0] == 91
+        assert con.execute("SELECT count(DISTINCT entity_id) FROM (SELECT entity_id FROM "
+                           "airline UNION ALL SELECT entity_id FROM brand)").fetchone()[0] \
+            == 91 + 66 - 45
 
 
 def test_resolution_is_cached_by_content(collab):

@@ -1,0 +1,271 @@
+"""Engine: overlap and one segment analysis versus pandas merge + groupby; 3-key resolution.
+
+    python -m bench.engine                  # 10M x 10M token rows
+    python -m bench.engine --quick          # 1M x 1M
+    python -m bench.engine --rows 3000000 --runs 3 --memory-limit 4GB
+
+Synthetic token files (32-byte tokens; airline has persons 0..n-1, the brand 0.7n..1.7n-1, so
+30% of each overlaps), airline with two dimensions (tier, home_airport) and one metric
+(miles), the brand with a segment and spend.
+
+1. Single key (email): cleanroom opens the collaboration, resolves entities (cold, no cache),
+   runs `overlap` and `overlap --by airline.tier --metric 'SUM(airline.miles)'`; "warm" is the
+   same two analyses on a fresh engine with the resolution cache in place. The baseline is
+   what an analyst would write in pandas: read both files, merge on the email token, count
+   distinct, group by tier. Answers must be equal.
+2. Three keys (email, phone, name_dob; missing values; 5% duplicate profiles within a table,
+   linked only through phone): entity resolution time and rounds.
+
+Medians of --runs runs (the pandas baseline --baseline-runs times). DuckDB's memory limit is
+set and printed. The machine is shared: numbers are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import cleanroom
+from protocols import PROTOCOL_HMAC, Manifest, atomic_path
+from protocols._manifest import METADATA_KEY
+
+COLLAB_ID = "2b9a0f3c-8e41-4c7d-a6f2-5d3e1b9c7a80"
+CHUNK = 1_000_000
+DUP = 1 << 40
+_M1, _M2, _G = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB), \
+    np.uint64(0x9E3779B97F4A7C15)
+TIERS = np.array(["blue", "silver", "gold", "platinum"])
+AIRPORTS = np.array([f"A{i:02d}" for i in range(50)])
+SEGMENTS = np.array([f"seg{i}" for i in range(8)])
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finalizer: a bijection on uint64 (so word 0 never collides)."""
+    with np.errstate(over="ignore"):
+        z = x + _G
+        z = (z ^ (z >> np.uint64(30))) * _M1
+        z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+def tokens(ids: np.ndarray, kind: int, valid: np.ndarray | None = None) -> pa.Array:
+    """32-byte pseudo-tokens, distinct per (id, kind), nulls where not `valid`."""
+    base = ids.astype(np.uint64) ^ (np.uint64(kind) << np.uint64(56))
+    words = np.stack([_mix(base ^ (np.uint64(w) << np.uint64(52))) for w in range(4)], axis=1)
+    buf = pa.py_buffer(np.ascontiguousarray(words).tobytes())
+    mask = None
+    if valid is not None:
+        mask = pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(32), len(ids), [mask, buf])
+
+
+def write_party(path: Path, party: str, ids: np.ndarray, kinds: tuple[str, ...],
+                attrs: Callable[[np.ndarray, np.random.Generator], dict[str, pa.Array]],
+                seed: int, *, three_keys: bool) -> None:
+    """Write a token file in chunks (bounded memory), manifest in the metadata."""
+    rng = np.random.default_rng(seed)
+    sample = attrs(ids[:1], rng)
+    fields = [pa.field("row_id", pa.int64())] + [pa.field(k, pa.binary(32)) for k in kinds] + \
+        [pa.field(n, a.type) for n, a in sample.items()]
+    manifest = Manifest(
+        party=party, collaboration_id=COLLAB_ID, protocol=PROTOCOL_HMAC,
+        key_fingerprint="b3nchb3nchb3nch0", profile="strict", region="US",
+        row_count=len(ids), identifiers={k: {"kinds": [k]} for k in kinds},
+        attributes={n: str(a.type) for n, a in sample.items()})
+    schema = pa.schema(fields, metadata={METADATA_KEY: manifest.to_json().encode()})
+    row_ids = rng.permutation(len(ids)).astype(np.int64) * 7 + 3
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as w:
+        for s in range(0, len(ids), CHUNK):
+            chunk = ids[s:s + CHUNK]
+            cols: dict[str, pa.Array] = {"row_id": pa.array(row_ids[s:s + CHUNK])}
+            if three_keys:
+                # A duplicate profile (id + DUP) has its own email, the person's phone.
+                person, dup = chunk % DUP, chunk >= DUP
+                cols["email"] = tokens(chunk, 1, rng.random(len(chunk)) >= 0.10)
+                cols["phone"] = tokens(person, 2, (rng.random(len(chunk)) >= 0.30) | dup)
+                cols["name_dob"] = tokens(person, 3, (rng.random(len(chunk)) >= 0.20) & ~dup)
+            else:
+                cols["email"] = tokens(chunk, 1)
+            cols.update(attrs(chunk, rng))
+            w.write_table(pa.table(cols, schema=schema))
+
+
+def airline_attrs(ids: np.ndarray, rng: np.random.Generator) -> dict[str, pa.Array]:
+    return {"tier": pa.array(TIERS[ids % 4]), "home_airport": pa.array(AIRPORTS[ids % 50]),
+            "miles": pa.array((ids % 1000) * 10, pa.int64())}
+
+
+def brand_attrs(ids: np.ndarray, rng: np.random.Generator) -> dict[str, pa.Array]:
+    return {"segment": pa.array(SEGMENTS[ids % 8]),
+            "spend": pa.array(np.round(rng.random(len(ids)) * 100, 2))}
+
+
+POLICIES = {
+    "airline": """analysis_rule = "aggregation"
+join_columns = {joins}
+dimension_columns = ["tier", "home_airport"]
+aggregate_columns = [{{ columns = ["miles"], functions = ["SUM", "AVG"] }}]
+output_constraints = [{{ column = "entity_id", type = "COUNT_DISTINCT", minimum = 50 }}]
+join_required = "query_runner"
+""",
+    "brand": """analysis_rule = "aggregation"
+join_columns = {joins}
+dimension_columns = ["segment"]
+aggregate_columns = [{{ columns = ["spend"], functions = ["SUM"] }}]
+output_constraints = [{{ column = "entity_id", type = "COUNT_DISTINCT", minimum = 100 }}]
+""",
+}
+COLLAB = """[collaboration]
+id = "{cid}"
+name = "bench"
+[members.airline]
+can_query = true
+can_receive_results = true
+[members.brand]
+can_receive_results = true
+[tables.airline]
+owner = "airline"
+tokens = "airline.tokens.parquet"
+policy = "airline.policy.toml"
+[tables.brand]
+owner = "brand"
+tokens = "brand.tokens.parquet"
+policy = "brand.policy.toml"
+[matching]
+rules = {joins}
+max_records_per_token = 5
+"""
+
+
+def make_collab(d: Path, n: int, kinds: tuple[str, ...]) -> Path:
+    """Both token files, policies and the collaboration file in `d`."""
+    d.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    a = rng.permutation(n).astype(np.int64)
+    b = rng.permutation(np.arange(int(0.7 * n), int(0.7 * n) + n)).astype(np.int64)
+    three = len(kinds) > 1
+    if three:  # 5% of rows are second profiles of a person already in the table
+        for ids in (a, b):
+            pos = rng.choice(n, n // 20, replace=False)
+            ids[pos] = ids[rng.choice(n, n // 20)] + DUP
+    write_party(d / "airline.tokens.parquet", "airline", a, kinds, airline_attrs, 1,
+                three_keys=three)
+    write_party(d / "brand.tokens.parquet", "brand", b, kinds, brand_attrs, 2, three_keys=three)
+    joins = "[" + ", ".join(f'"{k}"' for k in kinds) + "]"
+    for name, text in POLICIES.items():
+        (d / f"{name}.policy.toml").write_text(text.format(joins=joins))
+    (d / "collab.toml").write_text(COLLAB.format(cid=COLLAB_ID, joins=joins))
+    return d / "collab.toml"
+
+
+def run_engine(collab: Path, memory: str, threads: int, *, cold: bool) -> tuple[float, Any]:
+    """Seconds for overlap + one --by analysis (cold: including entity resolution)."""
+    t0 = time.perf_counter()
+    with cleanroom.open_collaboration(collab, memory_limit=memory, threads=threads) as room:
+        room.resolution(refresh=cold)
+        plain = room.overlap("airline")
+        seg = room.overlap("airline", by=["airline.tier"], metrics=["SUM(airline.miles)"])
+    return time.perf_counter() - t0, (plain, seg)
+
+
+def run_pandas(d: Path) -> tuple[float, Any]:
+    """What an analyst would write: read, merge on the token, count distinct, group by."""
+    t0 = time.perf_counter()
+    a = pd.read_parquet(d / "airline.tokens.parquet", columns=["email", "tier", "miles"])
+    b = pd.read_parquet(d / "brand.tokens.parquet", columns=["email"])
+    m = a.merge(b, on="email", how="inner")
+    out = {
+        "airline_entities": a["email"].nunique(), "brand_entities": b["email"].nunique(),
+        "overlap": m["email"].nunique(),
+        "segments": m.groupby("tier").agg(entities=("email", "nunique"),
+                                          miles=("miles", "sum")).sort_index(),
+    }
+    return time.perf_counter() - t0, out
+
+
+def check_same(engine: Any, pandas: dict[str, Any]) -> None:
+    """The engine's answers must equal the pandas answers exactly."""
+    plain, seg = engine
+    assert plain.tables["airline"]["entities"] == pandas["airline_entities"]
+    assert plain.tables["brand"]["entities"] == pandas["brand_entities"]
+    assert plain.overlap["entities"] == pandas["overlap"]
+    want = [{"airline.tier": t, "entities": int(r.entities), "SUM(airline.miles)": int(r.miles)}
+            for t, r in pandas["segments"].iterrows()]
+    assert seg.segments == want, (seg.segments, want)
+
+
+def med(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="1M x 1M rows")
+    ap.add_argument("--rows", type=int, default=None, help="rows per party (default 10M)")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--baseline-runs", type=int, default=None)
+    ap.add_argument("--memory-limit", default="4GB")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-resolution", action="store_true")
+    ap.add_argument("--workdir", type=Path, default=None)
+    args = ap.parse_args()
+    n = args.rows or (1_000_000 if args.quick else 10_000_000)
+    base_runs = args.baseline_runs or (args.runs if n <= 2_000_000 else 1)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-engine-"))
+    print(f"rows per party: {n:,}; DuckDB memory_limit={args.memory_limit}, "
+          f"threads={args.threads}; cpus={os.cpu_count()}")
+
+    t = time.perf_counter()
+    one = make_collab(work / "one_key", n, ("email",))
+    print(f"generated single-key token files in {time.perf_counter() - t:.1f} s")
+    cold, warm, pand = [], [], []
+    result = None
+    for _ in range(args.runs):
+        s, result = run_engine(one, args.memory_limit, args.threads, cold=True)
+        cold.append(s)
+        s, _ = run_engine(one, args.memory_limit, args.threads, cold=False)
+        warm.append(s)
+    presult = None
+    for _ in range(base_runs):
+        s, presult = run_pandas(one.parent)
+        pand.append(s)
+    check_same(result, presult)
+    print("answers equal: overlap "
+          f"{result[0].overlap['entities']:,}, {len(result[1].segments)} tier segments")
+    print(f"cleanroom cold (resolve + overlap + --by): median {med(cold):.2f} s  {cold}")
+    print(f"cleanroom warm (cached resolution):        median {med(warm):.2f} s  {warm}")
+    print(f"pandas merge + groupby:                    median {med(pand):.2f} s  {pand}")
+    print(f"speed-up vs pandas: cold {med(pand) / med(cold):.1f}x, "
+          f"warm {med(pand) / med(warm):.1f}x")
+
+    if not args.skip_resolution:
+        t = time.perf_counter()
+        three = make_collab(work / "three_keys", n, ("email", "phone", "name_dob"))
+        print(f"generated three-key token files in {time.perf_counter() - t:.1f} s")
+        times = []
+        res = None
+        for _ in range(args.runs):
+            with cleanroom.open_collaboration(three, memory_limit=args.memory_limit,
+                                              threads=args.threads) as room:
+                t0 = time.perf_counter()
+                res = room.resolution(refresh=True)
+                times.append(time.perf_counter() - t0)
+        assert res is not None
+        print(f"three-key entity resolution: median {med(times):.2f} s  {times}; "
+              f"rounds {res.rounds}; entities {res.tables}; overlap {res.overlap_entities:,}; "
+              f"links {res.links_by_rule}")
+
+
+if __name__ == "__main__":
+    main()

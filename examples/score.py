@@ -138,7 +138,7 @@ def entity_assignments(
     equal tuples are interchangeable: they always land in the same entity, or both alone).
     The copies stay in `work_dir`, which is not part of the clean room.
     """
-    from cleanroom._engine import open_collaboration
+    from cleanroom import open_collaboration
     from cleanroom._sql import Sql, execute, quote_ident
     from protocols import load_secret, read_manifest, tokenize_file
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -130,3 +131,84 @@ def test_chromium_renders_the_report_with_its_key_figures(tmp_path):
     for text in ("20,012", "11,990", "3,874", "19.4%", "32.3%", "&lt; 50", "Audit trail"):
         assert text in dom, text
     assert dom.count("<svg") >= 3
+
+
+# -- `cleanroom report` on a real (small) collaboration ----------------------------------------
+@pytest.fixture(scope="module")
+def collab(tmp_path_factory):
+    from cleanroom._demo import run_demo
+
+    out = tmp_path_factory.mktemp("collab") / "demo"
+    result = run_demo(out, rows=3000, seed=3, echo=lambda _line: None)
+    assert result.stopped_at is None and result.report is not None
+    return out / "cleanroom" / "collaboration.toml"
+
+
+def test_report_command_writes_the_figures_the_engine_reports(collab, tmp_path):
+    from click.testing import CliRunner
+
+    from cleanroom.cli import main
+
+    runner = CliRunner()
+    ov = runner.invoke(main, ["overlap", str(collab), "--as", "airline", "--json"])
+    assert ov.exit_code == 0, ov.output
+    summary = json.loads(ov.output)
+    out = tmp_path / "r.html"
+    res = runner.invoke(main, ["report", str(collab), "--as", "airline", "--out", str(out),
+                               "--by", "airline.tier", "--by", "brand.category",
+                               "--metric", "AVG(brand.spend)"])
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith(f"wrote {out} for airline")
+    page = out.read_text("utf-8")
+    for name in ("airline", "brand"):
+        assert f"{summary['tables'][name]['entities']:,}" in page
+        assert f"{100 * summary['match_rate'][name]:.1f}%" in page
+    assert f"{summary['overlap']['entities']:,}" in page
+    assert "AVG(brand.spend)" in page and "<th>Basic</th>" in page
+    assert "&lt; 50" in page  # small segments withheld at this size
+    assert "hash chain intact" in page and "overlap by airline.tier" in page
+    assert not re.search(r"https?:|\bsrc=|\bhref=", page)
+
+
+def test_report_for_a_member_who_may_not_query_is_refused_naming_the_rule(collab, tmp_path):
+    from click.testing import CliRunner
+
+    from cleanroom.cli import main
+
+    out = tmp_path / "r.html"
+    res = CliRunner().invoke(main, ["report", str(collab), "--as", "brand", "--out", str(out)])
+    assert res.exit_code == 3
+    assert res.output.strip().splitlines()[-1].startswith("error: refused by rule can_query")
+    assert not out.exists()
+
+
+def test_report_refuses_three_dimensions(collab, tmp_path):
+    from click.testing import CliRunner
+
+    from cleanroom.cli import main
+
+    res = CliRunner().invoke(main, ["report", str(collab), "--as", "airline", "--out",
+                                    str(tmp_path / "r.html"), "--by", "airline.tier",
+                                    "--by", "airline.country", "--by", "brand.category"])
+    assert res.exit_code == 2 and "at most two --by" in res.output
+
+
+@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed "
+                    "(apt-get install chromium) - the browser rendering check is skipped")
+def test_chromium_renders_the_demo_report(collab, tmp_path):
+    from click.testing import CliRunner
+
+    from cleanroom.cli import main
+
+    out = tmp_path / "r.html"
+    res = CliRunner().invoke(main, ["report", str(collab), "--as", "airline", "--out", str(out),
+                                    "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output)["summary"]
+    dom = render_in_chromium(str(out))
+    assert "Audience overlap" in dom and "Rules in force" in dom and "Audit trail" in dom
+    for text in (f"{summary['overlap']['entities']:,}",
+                 f"{summary['tables']['brand']['entities']:,}",
+                 f"{100 * summary['match_rate']['airline']:.1f}%"):
+        assert text in dom, text
+    assert re.search(r'class="n">\d[\d,]*<', dom)  # at least one heatmap cell shown

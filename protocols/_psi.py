@@ -27,7 +27,6 @@ import json
 import multiprocessing
 import os
 import secrets
-from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -172,7 +171,7 @@ def psi_reblind_values(key: X25519PrivateKey, points: Sequence[bytes], *,
     with _Runner(_workers(len(items), workers)) as runner:
         out, bad = runner.run("reblind", key, b"", items)
     if bad >= 0:
-        raise ValueError(f"value {bad} is not a point of the prime-order curve group")
+        raise ValueError(f"value {bad} is not a point of the curve")
     return out
 
 
@@ -276,7 +275,9 @@ def _normalized(kind: str, values: pa.Array, profile: str, region: str | None
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     norm = result.values
-    reasons = Counter(r for r in result.reasons.to_pylist() if r is not None)
+    counts = pc.value_counts(result.reasons.drop_null())
+    reasons = dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(),
+                       strict=True))
     missing = reasons.pop("empty", 0)
     valid = len(norm) - norm.null_count
     return norm, {"valid": valid, "missing": missing, "invalid": dict(sorted(reasons.items()))}
@@ -382,8 +383,8 @@ def psi_reblind_file(round1_path: str | os.PathLike[str], *, key: X25519PrivateK
                 raise InputError("every value must be 32 bytes", file=name, column=col)
             doubled, bad = runner.run("reblind", key, b"", values.to_pylist())
             if bad >= 0:
-                raise InputError("not a point of the prime-order curve group (refusing to "
-                                 "blind it)", file=name, row=bad + 1, column=col)
+                raise InputError("not a point of the curve (refusing to blind it)",
+                                 file=name, row=bad + 1, column=col)
             out_cols[col] = pa.array(doubled, pa.binary())
     if cardinality_only:
         round2 = pa.table({c: v.take(pa.array(_permutation(n))) for c, v in out_cols.items()})

@@ -299,8 +299,8 @@ def test_reblind_refuses_twist_points_and_writes_nothing(flow, tmp_path):
                "--out", tmp_path / "out.r2", ok=False)
     assert res.exit_code == 1
     assert res.output.strip() == (
-        f"error: {tmp_path / 'bad.r1'}, row 6, column 'email': not a point of the prime-order "
-        "curve group (refusing to blind it)")
+        f"error: {tmp_path / 'bad.r1'}, row 6, column 'email': not a point of the curve "
+        "(refusing to blind it)")
     assert not (tmp_path / "out.r2").exists()
     res = _run("psi", "reblind", flow["a_attrs"], "--key", flow["dir"] / "b.key",
                "--out", tmp_path / "out.r2", ok=False)
@@ -337,3 +337,11 @@ def test_wrong_or_malformed_files_get_one_line_errors(flow, tmp_path):
     assert res.output == f"error: {tmp_path / 'broken.r2'}: PSI metadata lacks canary_round1\n"
     assert not (tmp_path / "t.parquet").exists()
     assert d.exists()
+
+
+def test_low_order_points_are_refused(tmp_path):
+    key = protocols.load_private_key(_keypair(tmp_path, "lo"))
+    good = protocols.psi_blind_values(key, COLLAB, "email", ["a@example.com", "b@example.com"])
+    for low in (bytes(32), (1).to_bytes(32, "little")):  # order 2 / order 4 (or twist)
+        with pytest.raises(ValueError, match="value 1 is not a point of the curve"):
+            protocols.psi_reblind_values(key, [good[0], low, good[1]])

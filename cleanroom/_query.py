@@ -225,7 +225,7 @@ def redacted_sql(sql: str) -> str | None:
             return to_sql(con, _redact(stmt["node"]))
         finally:
             con.close()
-    except (CleanroomError, CleanroomBug, duckdb.Error, KeyError, TypeError):
+    except (CleanroomError, CleanroomBug, duckdb.Error, KeyError, TypeError, RecursionError):
         return None
 
 
@@ -290,6 +290,10 @@ def run_query(
                 result = execute_checked(query, con)
             finally:
                 con.close()
+        except PolicyRefusal as exc:
+            request["rules"] = list(exc.rules)
+            room.audit.record(member=member, request=request, decision="refused", rule=exc.rule)
+            raise
         except CleanroomError as exc:
             request["failed"] = type(exc).__name__
             room.audit.record(member=member, request=request, decision="accepted", rule=rule)

@@ -677,7 +677,7 @@ def check_sql(
     checker = _Checker(tables, runner)
     try:
         query = checker.statement(copy.deepcopy(statements[0]))
-    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError, RecursionError) as exc:
         # An unexpected tree shape: refuse rather than guess (allow-list walker).
         raise PolicyRefusal("unsupported_sql", "the query uses a construct this engine does "
                             f"not recognise ({type(exc).__name__})") from None

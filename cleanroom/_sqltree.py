@@ -20,6 +20,22 @@ from protocols import CleanroomBug, PolicyRefusal
 Node = dict[str, Any]
 AGGREGATES = frozenset({"count", "count_star", "sum", "avg", "mean"})
 SAFE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,63}")
+# JSON nesting of a parse tree: DuckDB cannot regenerate SQL from trees much deeper (about 260),
+# and it keeps every tree walk far from Python's recursion limit.
+MAX_DEPTH = 200
+
+
+def _depth(tree: Any) -> int:
+    """Nesting depth of a JSON value, computed without recursion."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        value, d = stack.pop()
+        deepest = max(deepest, d)
+        if isinstance(value, dict):
+            stack.extend((v, d + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, d + 1) for v in value)
+    return deepest
 
 
 def qualified_name(table: str, column: str) -> str:
@@ -57,7 +73,12 @@ def parse(sql: str, con: duckdb.DuckDBPyConnection | None = None) -> list[Node]:
     finally:
         if own:
             con.close()
-    tree = json.loads(raw[0]) if raw else {"error": True}
+    try:
+        tree = json.loads(raw[0]) if raw else {"error": True}
+    except RecursionError:
+        tree = None
+    if tree is None or _depth(tree) > MAX_DEPTH:
+        raise PolicyRefusal("unsupported_sql", "the query is nested too deeply")
     if tree.get("error"):
         if tree.get("error_type") == "parser":
             pos = tree.get("position")
@@ -195,9 +216,9 @@ def to_sql(con: duckdb.DuckDBPyConnection, node: Node) -> str:
     doc = {"error": False, "statements": [{"node": node, "named_param_map": []}]}
     try:
         row = con.execute("SELECT json_deserialize_sql(?::JSON)", [json.dumps(doc)]).fetchone()
-    except duckdb.Error as exc:
-        raise CleanroomBug(f"could not regenerate SQL from the tree: {type(exc).__name__}") \
-            from None
+    except duckdb.Error:
+        raise PolicyRefusal("unsupported_sql", "the query is too complex to be regenerated "
+                            "from its checked form") from None
     if not row or not isinstance(row[0], str):
         raise CleanroomBug("could not regenerate SQL from the tree")
     # What runs must be what was checked: the text must parse back into the very same tree.

@@ -91,6 +91,8 @@ ATTACKS = [
     ("SELECT COUNT(*) FROM airline -- c\n; INSTALL httpfs", "single_select"),
     ("SELECT COUNT(*) FROM airline WHERE tier = $1", "unsupported_sql"),
     ("SELEC COUNT(*) FROM airline", "parse"),
+    ("SELECT COUNT(*) FROM airline WHERE " + "NOT " * 400 + "tier = 'gold'", "unsupported_sql"),
+    ("SELECT COUNT(*) + " + "(1 + " * 300 + "1" + ")" * 300 + " FROM airline", "unsupported_sql"),
     # -- join on something else / the wrong kind of join ------------------------------------
     ("SELECT COUNT(*) FROM airline, brand WHERE airline.entity_id = brand.entity_id",
      "join_type"),

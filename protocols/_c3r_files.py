@@ -171,8 +171,13 @@ def _normalize_sources(sources: dict[str, _Source], spec: Mapping[str, str], pro
             raise InputError("only string columns can be normalized", file=path,
                              column=raw_header)
         present = [i for i, v in enumerate(src.values) if v is not None]
-        result = normalize.normalize_column(kind, [src.values[i] for i in present],
-                                            profile=profile, region=region)
+        try:
+            result = normalize.normalize_column(kind, [src.values[i] for i in present],
+                                                profile=profile, region=region)
+        except normalize.InvalidIdentifier:  # pragma: no cover - the column API never raises it
+            raise
+        except ValueError as exc:  # unknown kind, profile or region: a usage mistake
+            raise ConfigError(str(exc), key="normalize") from None
         out: list[Any] = [None] * len(src.values)
         counts: collections.Counter[str] = collections.Counter()
         for i, value, reason in zip(present, result.values.to_pylist(),
@@ -181,6 +186,9 @@ def _normalize_sources(sources: dict[str, _Source], spec: Mapping[str, str], pro
                 out[i] = value
             else:
                 counts[str(reason or "invalid")] += 1
+        if counts.get("unsupported"):
+            raise ConfigError(f"profile {profile} does not take identifier kind {kind}",
+                              key="normalize")
         src.values = out
         rejected[header] = dict(sorted(counts.items()))
     return rejected

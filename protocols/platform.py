@@ -108,7 +108,12 @@ def platform_hash(kind: str, value: str, platform: str, region: str = "US") -> s
     import normalize
 
     col = _column(platform, kind)
-    normalized = normalize.normalize(col.kind, value, profile=platform, region=region)
+    try:
+        normalized = normalize.normalize(col.kind, value, profile=platform, region=region)
+    except normalize.InvalidIdentifier:
+        raise
+    except ValueError as exc:  # unknown region: a usage mistake, not a bad value
+        raise ConfigError(str(exc), key="region") from None
     if not col.hashed:
         return normalized
     return _encode(hashlib.sha256(normalized.encode("utf-8")).digest(), platform)
@@ -202,7 +207,10 @@ def export_hashes(input_path: str | os.PathLike[str], output_path: str | os.Path
     outputs = []
     for col, column in cols:
         raw = table.column(column).combine_chunks()
-        result = normalize.normalize_column(col.kind, raw, profile=platform, region=region)
+        try:
+            result = normalize.normalize_column(col.kind, raw, profile=platform, region=region)
+        except ValueError as exc:  # unknown region: a usage mistake, not a bad value
+            raise ConfigError(str(exc), key="region") from None
         missing = pc.equal(result.reasons, "empty").fill_null(False)
         failed = pc.and_(pc.is_valid(result.reasons), pc.invert(missing))
         reasons = pc.if_else(pc.and_(pc.is_null(reasons), failed),

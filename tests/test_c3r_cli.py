@@ -250,3 +250,16 @@ def test_parquet_types_are_classed_like_c3r(tmp_path):
     r = _run(["c3r", "encrypt", str(src), "--schema", bad, "--id", CID, "--out", str(out)])
     assert r.exit_code == 1
     assert r.stderr == f"error: {src}, column 'spend': DOUBLE columns cannot be fingerprinted\n"
+
+
+def test_normalization_usage_mistakes_are_one_line(tmp_path):
+    src = tmp_path / "crm.csv"
+    src.write_text(CRM, encoding="utf-8")
+    base = ["c3r", "encrypt", str(src), "--schema", _schema(tmp_path, MAPPED), "--id", CID,
+            "--out", str(tmp_path / "o.csv"), "--allow-cleartext", "--allow-duplicates"]
+    r = _run(base + ["--normalize", "Phone=phone", "--region", "ZZ"])
+    assert r.exit_code == 1 and r.stderr.startswith("error: normalize: unknown region 'ZZ'")
+    r = _run(base + ["--normalize", "First Name=first_name", "--profile", "uid2"])
+    assert r.stderr == "error: normalize: profile uid2 does not take identifier kind first_name\n"
+    r = _run(base + ["--normalize", "Email=passport"])
+    assert r.exit_code == 2 and "unknown kind 'passport'" in r.stderr

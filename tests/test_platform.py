@@ -142,3 +142,14 @@ def test_export_errors_are_one_line(tmp_path):
     assert r.exit_code == 2 and "unknown kind 'passport'" in r.stderr
     r, _ = _export(tmp_path, "uid2", ["email=email", "email=first"])
     assert r.exit_code == 2 and "each KIND may be given once" in r.stderr
+
+
+def test_unknown_region_is_a_usage_error(tmp_path):
+    with pytest.raises(ConfigError, match="region"):
+        protocols.platform_hash("phone", "415 555 0100", "meta", region="ZZ")
+    src = tmp_path / "c.csv"
+    src.write_text(CUSTOMERS, encoding="utf-8")
+    r = CliRunner().invoke(main, ["export-hashes", str(src), "--platform", "meta", "--id",
+                                  "phone=mobile", "--out", str(tmp_path / "o.csv"),
+                                  "--region", "ZZ"])
+    assert r.exit_code == 1 and r.stderr.startswith("error: region: unknown region 'ZZ'")

@@ -34,7 +34,7 @@ from ._io import atomic_path
 from ._keys import CollaborationSecret, derive_match_key, derive_token_key, key_fingerprint
 from ._manifest import METADATA_KEY, PROTOCOL_HMAC, Manifest
 from ._quality import count_reasons, merge_counts, repeated_rows
-from ._readers import BATCH_ROWS, InputFile, open_input, read_batches
+from ._readers import BATCH_ROWS, open_input, read_batches
 from ._tokens import TOKEN_TYPE, hmac_tokens, join_match_parts
 
 IDENTIFYING_SAMPLE = 500
@@ -239,8 +239,7 @@ def _needed(plan: _Plan) -> list[str]:
     return sorted({column for col in plan.columns for _, column in col.parts})
 
 
-def check_attributes(source: InputFile, attributes: Sequence[str],
-                     columns: Sequence[TokenColumn], *, allow_identifying: bool) -> None:
+def check_attributes(attributes: Sequence[str], columns: Sequence[TokenColumn]) -> None:
     """Refuse an attribute that is also an --id column or clashes with a token column name."""
     id_columns = {column for col in columns for _, column in col.parts}
     taken = {col.name for col in columns} | RESERVED_COLUMNS
@@ -298,7 +297,7 @@ def tokenize_file(input_path: str | os.PathLike[str], output: str | os.PathLike[
         raise ConfigError("the party name must not be empty", key="--party")
     columns = plan_token_columns(identifiers, match_keys)
     source = open_input(input_path, delimiter=delimiter, encoding=encoding)
-    check_attributes(source, attributes, columns, allow_identifying=allow_identifying_attr)
+    check_attributes(attributes, columns)
     keys = tuple(derive_match_key(secret, c.name, c.kinds) if c.match_key
                  else derive_token_key(secret, c.kinds[0]) for c in columns)
     plan = _Plan(columns, profile, region, keys)

@@ -214,3 +214,18 @@ def test_parquet_input_gives_the_same_tokens(airline_csv, tmp_path):
     tokenize(pq_src, b, attributes=["tier"])
     for name in ("email", "phone", "name_dob"):
         assert collections.Counter(column(a, name)) == collections.Counter(column(b, name))
+
+
+def test_a_second_id_of_one_kind_gets_comparable_tokens(tmp_path):
+    src = tmp_path / "crm.csv"
+    src.write_text("id,home_email,work_email\n1,jane@example.com,j.doe@acme.com\n"
+                   "2,j.doe@acme.com,\n")
+    report = tokenize(src, tmp_path / "t.parquet", match_keys=[],
+                      identifiers=[("email", "home_email"), ("email", "work_email")])
+    assert report.manifest.identifiers["email_2"]["kinds"] == ["email"]
+    home, work = column(tmp_path / "t.parquet", "email"), column(tmp_path / "t.parquet", "email_2")
+    assert len(set(home) & set(work) - {None}) == 1
+    with pytest.raises(protocols.ConfigError, match="part 'email' needs exactly one"):
+        tokenize(src, tmp_path / "u.parquet", identifiers=[("email", "home_email"),
+                                                           ("email", "work_email")],
+                 match_keys=[("em", [("email", None)])])

@@ -1,4 +1,4 @@
-"""`cleanroom demo` (the walk-through on synthetic data) and `cleanroom report` (the HTML report)."""
+"""`cleanroom demo` (a walk-through on synthetic data) and `cleanroom report` (the HTML report)."""
 
 from __future__ import annotations
 

@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 DEFAULT_ROWS = 20_000
 DEFAULT_SEED = 7
 DEFAULT_OUT = "demo-out"
-AIRLINE_MINIMUM = 50
-BRAND_MINIMUM = 25
+AIRLINE_MIN = 50
+BRAND_MIN = 25
 RULES = ("email", "phone", "name_dob")
 MAX_RECORDS_PER_TOKEN = 5
 PROFILE = "strict"
@@ -106,7 +106,7 @@ analysis_rule = "aggregation"
 join_columns = {_toml_list(RULES)}
 dimension_columns = ["tier", "home_airport", "country"]
 aggregate_columns = [{{ columns = ["miles_flown"], functions = ["SUM", "AVG"] }}]
-output_constraints = [{{ column = "entity_id", type = "COUNT_DISTINCT", minimum = {AIRLINE_MINIMUM} }}]
+output_constraints = [{{ column = "entity_id", type = "COUNT_DISTINCT", minimum = {AIRLINE_MIN} }}]
 join_required = "query_runner"
 allowed_result_receivers = ["airline", "brand"]
 """
@@ -120,7 +120,7 @@ analysis_rule = "aggregation"
 join_columns = {_toml_list(RULES)}
 dimension_columns = ["category"]
 aggregate_columns = [{{ columns = ["spend"], functions = ["SUM", "AVG"] }}]
-output_constraints = [{{ column = "entity_id", type = "COUNT_DISTINCT", minimum = {BRAND_MINIMUM} }}]
+output_constraints = [{{ column = "entity_id", type = "COUNT_DISTINCT", minimum = {BRAND_MIN} }}]
 join_required = "query_runner"
 allowed_result_receivers = ["airline", "brand"]
 """
@@ -405,8 +405,9 @@ def _print_segments(walk: _Walk, seg: dict[str, Any]) -> None:
     walk.say(f"{len(rows)} combinations have at least {seg.get('threshold')} people; "
              "the others are withheld (shown as '< minimum' in the report)")
     for r in sorted(rows, key=lambda r: -r.get("entities", 0))[:6]:
+        spend = r.get("SUM(brand.spend)") or 0
         walk.say(f"{r.get('airline.tier')!s:>9} × {r.get('brand.category')!s:<12} "
-                 f"{r.get('entities', 0):>6,} people   spend {r.get('SUM(brand.spend)', 0):>12,.0f}")
+                 f"{r.get('entities', 0):>6,} people   spend {spend:>12,.0f}")
 
 
 def _score(walk: _Walk, lay: Layout, root: Path) -> GroundTruthScore | None:

@@ -329,7 +329,8 @@ def _audit(audit: Mapping[str, Any] | None) -> str:
         decision = str(entry.get("decision", ""))
         cls = "accepted" if decision.lower().startswith("accept") else "refused"
         rows.append(
-            f"<tr><td class='when'>{_e(entry.get('time', ''))}</td><td>{_e(entry.get('member', ''))}</td>"
+            f"<tr><td class='when'>{_e(entry.get('time', ''))}</td>"
+            f"<td>{_e(entry.get('member', ''))}</td>"
             f"<td>{_e(entry.get('action', ''))}</td>"
             f"<td><span class='pill {cls}'>{_e(decision)}</span></td>"
             f"<td>{_e(entry.get('rule', '') or '')}</td>"
@@ -437,7 +438,6 @@ def build_report(
 ) -> dict[str, Any]:
     """Run the analyses of the report as `member` (each audited) and collect the report dict."""
     import datetime as dt
-
     from importlib.metadata import PackageNotFoundError, version
 
     from ._engine import open_collaboration

@@ -36,7 +36,7 @@ COUNTRIES: dict[str, tuple[float, str, tuple[str, ...]]] = {
     "SG": (0.07, "en_US", ("SIN",)),
     "AU": (0.08, "en_AU", ("SYD", "MEL", "BNE", "PER")),
 }
-#: the region both parties' national-format phone numbers belong to (the `--region` to tokenize with)
+#: the region of the national-format phone numbers (the `--region` to tokenize with)
 HOME_REGION = "US"
 TIERS = ("Basic", "Silver", "Gold", "Platinum")
 TIER_WEIGHTS = (0.56, 0.28, 0.12, 0.04)
@@ -68,7 +68,7 @@ _DE_MOBILE = ("151", "152", "157", "160", "162", "170", "171", "172", "175", "17
 
 @dataclass(frozen=True)
 class GeneratedFiles:
-    """Where `SyntheticParties.write` put each file (the truth file stays outside the clean room)."""
+    """Where `SyntheticParties.write` put each file (the truth stays out of the clean room)."""
 
     airline: Path
     brand: Path

@@ -137,3 +137,16 @@ def test_the_readme_shows_the_files_the_demo_writes(demo):
     section = readme.split("## Walk-through", 1)[1].split("\n## ", 1)[0]
     for name in ("collaboration.toml", "airline.policy.toml", "brand.policy.toml"):
         assert (out / "cleanroom" / name).read_text("utf-8").rstrip() in section, name
+
+
+def test_a_missing_part_stops_the_walk_through_there_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.delitem(main.commands, "query")
+    result = CliRunner().invoke(main, ["demo", "--rows", "200", "--out", str(tmp_path / "d"),
+                                       "--json"])
+    assert result.exit_code == 0, result.output
+    assert "`cleanroom query` is not in this build yet: the walk-through stops here" \
+        in result.output
+    doc = json.loads(result.output.rstrip("\n").splitlines()[-1])
+    assert doc["stopped_at"].startswith("An analyst asks in SQL")
+    assert doc["report"] is None and doc["summary"]["tables"]  # the steps before did run
+    assert "cleanroom audit verify" not in result.output

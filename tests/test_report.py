@@ -212,3 +212,17 @@ def test_chromium_renders_the_demo_report(collab, tmp_path):
                  f"{100 * summary['match_rate']['airline']:.1f}%"):
         assert text in dom, text
     assert re.search(r'class="n">\d[\d,]*<', dom)  # at least one heatmap cell shown
+
+
+def test_report_on_a_missing_collaboration_is_one_clear_line(tmp_path):
+    from click.testing import CliRunner
+
+    from cleanroom.cli import main
+
+    missing = tmp_path / "nope.toml"
+    res = CliRunner().invoke(main, ["report", str(missing), "--as", "airline", "--out",
+                                    str(tmp_path / "r.html")])
+    assert res.exit_code == 1
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "nope.toml" in lines[0]
+    assert "Traceback" not in res.output and not (tmp_path / "r.html").exists()

@@ -360,7 +360,8 @@ def decrypt_file(input_path: str | os.PathLike[str], output_path: str | os.PathL
                  secret: bytes, collaboration_id: str) -> int:
     """Turn the sealed columns of a C3R table (CSV or Parquet) back into cleartext; returns rows.
 
-    Fingerprint and cleartext values pass through unchanged, as with C3R.
+    Fingerprint and cleartext values pass through unchanged, as with C3R. The output holds
+    cleartext, so it is written with mode 0600.
     """
     path, out = os.fspath(input_path), os.fspath(output_path)
     fmt = file_format(path)
@@ -375,7 +376,7 @@ def decrypt_file(input_path: str | os.PathLike[str], output_path: str | os.PathL
             plain, _ = _unseal_column([r[j] for r in records], root, path, header, 2)
             columns.append([csv_text(v) for v in plain])
         text = format_csv(headers, zip(*columns, strict=True) if columns and records else [])
-        with atomic_path(out) as tmp:
+        with atomic_path(out, 0o600) as tmp:  # cleartext personal data
             tmp.write_text(text, encoding="utf-8", newline="")
         return len(records)
     try:
@@ -398,6 +399,6 @@ def decrypt_file(input_path: str | os.PathLike[str], output_path: str | os.PathL
             arrays.append(pa.array(plain, type=_ARROW[next(iter(types))]))
         else:
             arrays.append(pa.array([csv_text(v) for v in plain], type=pa.string()))
-    with atomic_path(out) as tmp:
+    with atomic_path(out, 0o600) as tmp:  # cleartext personal data
         pq.write_table(pa.table(arrays, names=table.column_names), tmp)
     return table.num_rows

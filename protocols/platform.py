@@ -162,16 +162,22 @@ def _read_strings(path: str, wanted: Sequence[str]) -> pa.Table:
         elif suffix == ".csv":
             import pyarrow.csv as pacsv
 
-            with open(path, encoding="utf-8", errors="replace", newline="") as fh:
-                header = next(csv.reader(io.StringIO(fh.readline())), [])
-            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
-                column_types={h: pa.string() for h in header}, strings_can_be_null=True))
+            with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
+                header = next(csv.reader(fh), [])
+            table = pacsv.read_csv(
+                path, parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={h: pa.string() for h in header}, strings_can_be_null=True))
         else:
             raise InputError("unknown file format: use a .csv or .parquet file", file=path)
-    except pa.ArrowInvalid as exc:
-        reason = "not valid UTF-8" if "UTF8" in str(exc) or "utf8" in str(exc) else \
-            "malformed file (check the column count of every row)"
-        raise InputError(reason, file=path) from None
+    except pa.ArrowInvalid as exc:  # its message may quote data: never pass it on
+        if "UTF8" in str(exc) or "utf8" in str(exc).lower():
+            raise InputError("not valid UTF-8", file=path) from None
+        row, width, found = _first_bad_row(path)
+        if row is not None:
+            raise InputError(f"expected {width} columns, found {found}", file=path,
+                             row=row) from None
+        raise InputError("malformed CSV file", file=path) from None
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"cannot read file ({type(exc).__name__})", file=path) from None
     if table.num_rows == 0:
@@ -180,6 +186,20 @@ def _read_strings(path: str, wanted: Sequence[str]) -> pa.Table:
         if name not in table.column_names:
             raise InputError("column not found", file=path, column=name)
     return table
+
+
+def _first_bad_row(path: str) -> tuple[int | None, int, int]:
+    """The first record whose column count differs from the header's (error path only)."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
+            reader = csv.reader(fh)
+            width = len(next(reader, []))
+            for record in reader:
+                if record and len(record) != width:
+                    return reader.line_num, width, len(record)
+    except csv.Error:
+        pass
+    return None, 0, 0
 
 
 def export_hashes(input_path: str | os.PathLike[str], output_path: str | os.PathLike[str], *,

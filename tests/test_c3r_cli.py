@@ -83,6 +83,7 @@ def test_encrypt_normalize_then_decrypt_round_trip(tmp_path):
 
     r = _run(["c3r", "decrypt", str(out), "--id", CID, "--out", str(back)])
     assert r.exit_code == 0, r.output
+    assert back.stat().st_mode & 0o777 == 0o600  # decrypted personal data
     clear = _rows(back)
     assert Counter((r["first_name"], r["tier"], r["notes_sealed"]) for r in clear) == Counter([
         ("Jane", "gold", "Prefers window seat, vegetarian"), ("Raj", "silver", ""),

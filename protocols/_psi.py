@@ -198,8 +198,9 @@ class PsiReblindResult:
 
 
 def _library_versions() -> dict[str, str]:
-    out = {}
-    for dist in ("cleanroom", "phonenumbers", "email-validator", "cryptography", "gmpy2"):
+    """Versions that affect normalization (as the tokenizer records them) and the crypto."""
+    out = dict(normalize.library_versions())
+    for dist in ("cryptography", "gmpy2"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -346,7 +347,8 @@ def psi_blind_file(
                            **{a: table.column(a).take(perm) for a in attrs},
                            **{_PRESENT + k: present[k] for k in kinds}})
     attrs_meta = {**common, "stage": "attrs", "profile": profile, "region": region or "",
-                  "quality": quality, "identifiers": {k: {"kinds": [k]} for k in kinds},
+                  "quality": quality,
+                  "identifiers": {k: {"kinds": [k], "match_key": False} for k in kinds},
                   "library_versions": _library_versions()}
     with atomic_path(out_round1) as tmp1, atomic_path(out_attrs) as tmp2:
         _write_parquet(round1, {**common, "stage": "round1"}, tmp1)

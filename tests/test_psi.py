@@ -345,3 +345,68 @@ def test_low_order_points_are_refused(tmp_path):
     for low in (bytes(32), (1).to_bytes(32, "little")):  # order 2 / order 4 (or twist)
         with pytest.raises(ValueError, match="value 1 is not a point of the curve"):
             protocols.psi_reblind_values(key, [good[0], low, good[1]])
+
+
+_POLICY = """\
+analysis_rule = "aggregation"
+join_columns = ["email", "phone"]
+dimension_columns = []
+aggregate_columns = [{ columns = ["%(attr)s"], functions = ["COUNT"] }]
+output_constraints = [{ column = "entity_id", type = "COUNT_DISTINCT", minimum = 2 }]
+allowed_result_receivers = ["airline", "brand"]
+"""
+
+_COLLAB = """\
+[collaboration]
+id = "%(cid)s"
+name = "PSI test"
+audit_log = "audit.jsonl"
+
+[members.airline]
+can_query = true
+can_receive_results = true
+[members.brand]
+can_query = false
+can_receive_results = true
+
+[tables.airline]
+owner = "airline"
+tokens = "%(a)s"
+policy = "airline.policy.toml"
+[tables.brand]
+owner = "brand"
+tokens = "%(b)s"
+policy = "brand.policy.toml"
+
+[matching]
+rules = ["email", "phone"]
+max_records_per_token = 5
+"""
+
+
+def _engine_overlap(d: Path, a: Path, b: Path) -> int:
+    import cleanroom
+
+    (d / "airline.policy.toml").write_text(_POLICY % {"attr": "member_id"})
+    (d / "brand.policy.toml").write_text(_POLICY % {"attr": "customer_id"})
+    (d / "collab.toml").write_text(_COLLAB % {"cid": COLLAB, "a": a.name, "b": b.name})
+    with cleanroom.open_collaboration(d / "collab.toml") as room:
+        return room.resolution().overlap_entities
+
+
+def test_the_engine_matches_psi_files_like_hmac_files(flow, tmp_path):
+    if not hasattr(protocols, "tokenize_file"):
+        pytest.skip("the HMAC tokenizer is not exported yet")
+    for name in ("a_tok", "b_tok"):
+        (tmp_path / flow[name].name).write_bytes(flow[name].read_bytes())
+    psi = _engine_overlap(tmp_path, tmp_path / flow["a_tok"].name,
+                          tmp_path / flow["b_tok"].name)
+    secret = protocols.new_secret(COLLAB)
+    ids = [("email", "email"), ("phone", "phone")]
+    protocols.tokenize_file(flow["a_csv"], tmp_path / "a.hmac.parquet", party="airline",
+                            secret=secret, identifiers=ids, attributes=["member_id"])
+    protocols.tokenize_file(flow["b_csv"], tmp_path / "b.hmac.parquet", party="brand",
+                            secret=secret, identifiers=ids, attributes=["customer_id"])
+    hmac_overlap = _engine_overlap(tmp_path, tmp_path / "a.hmac.parquet",
+                                   tmp_path / "b.hmac.parquet")
+    assert psi == hmac_overlap > 20

@@ -19,22 +19,24 @@ from ._phone import PLACEHOLDER_NUMBERS
 # after this trim is stripped identically by the reference.
 _ASCII_SPACE = " \t\n\r\x0b\x0c"
 
-# A plain ASCII address that email-validator accepts as is: dot-atoms of common characters,
-# hostname labels without "--" (so no IDNA), a letter TLD, nothing special-use.
+# A plain ASCII address that email-validator accepts as is: a dot-atom of RFC 5322 atext, at
+# most 64 characters before the @, hostname labels without "--" (so no IDNA), a letter TLD.
+_ATEXT = r"[A-Za-z0-9_!#$%&'*+/=?^`{|}~-]"
 _EMAIL = (
-    r"^(?P<local>[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*)"
-    r"@(?P<domain>(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})$"
+    rf"^{_ATEXT}+(?:\.{_ATEXT}+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
 )
-_SPECIAL_USE = (
-    r"(?i)(?:^|\.)(?:" + "|".join(re.escape(d) for d in SPECIAL_USE_DOMAIN_NAMES) + r")$"
-)
+_LOCAL_AT_MOST_64 = r"^[^@]{1,64}@"
+_SPECIAL_USE = r"(?i)\.(?:" + "|".join(re.escape(d) for d in SPECIAL_USE_DOMAIN_NAMES) + r")$"
 
-# North American numbering plan, as typed under a US or CA default region.
+# North American numbering plan, as typed under a US or CA default region: an optional 1 or
+# +1, then ten digits whose area code starts with 2-9.
 _NANP = (
-    r"^(?:\+?1[ .-]?)?(?:\((?P<a>[2-9][0-9]{2})\)|(?P<b>[2-9][0-9]{2}))"
-    r"[ .-]?(?P<c>[0-9]{3})[ .-]?(?P<d>[0-9]{4})$"
+    r"^(?:\+?1[ .-]?)?(?:\([2-9][0-9]{2}\)|[2-9][0-9]{2})[ .-]?[0-9]{3}[ .-]?[0-9]{4}$"
 )
 _NANP_REGIONS = frozenset({"US", "CA"})
+# A trailing extension phonenumbers sets aside (`x12`, ` ext. 345`); E.164 leaves it out.
+_EXTENSION = r" ?(?i:x|ext\.?) ?[0-9]{1,6}$"
 
 FastResult = tuple[pa.BooleanArray, pa.StringArray, pa.StringArray]
 
@@ -50,46 +52,31 @@ def fast_path(kind: str, profile: str, region: str | None, arr: pa.StringArray) 
 
 def _email_strict(arr: pa.StringArray) -> FastResult:
     trimmed = pc.utf8_trim(arr, characters=_ASCII_SPACE)
-    parts = pc.extract_regex(trimmed, _EMAIL)
-    local = pc.struct_field(parts, "local")
-    domain = pc.struct_field(parts, "domain")
-    decided = pc.and_(
-        pc.is_valid(parts),
-        pc.and_(
-            pc.less_equal(pc.binary_length(local), 64),
-            pc.and_(
-                pc.less_equal(pc.binary_length(trimmed), 254),
-                pc.and_(
-                    pc.invert(pc.match_substring(domain, "--")),
-                    pc.invert(pc.match_substring_regex(domain, _SPECIAL_USE)),
-                ),
-            ),
-        ),
+    decided = _all(
+        pc.match_substring_regex(trimmed, _EMAIL),
+        pc.match_substring_regex(trimmed, _LOCAL_AT_MOST_64),
+        pc.less_equal(pc.binary_length(trimmed), 254),
+        pc.invert(pc.match_substring(trimmed, "--")),
+        pc.invert(pc.match_substring_regex(trimmed, _SPECIAL_USE)),
     )
-    decided = pc.fill_null(decided, False)
-    local = pc.ascii_lower(local)
-    domain = pc.ascii_lower(domain)
-    address = pc.binary_join_element_wise(local, domain, "@")
-    placeholder = pc.or_(
-        pc.is_in(local, value_set=pa.array(sorted(PLACEHOLDER_LOCALS))),
-        pc.or_(
-            pc.is_in(domain, value_set=pa.array(sorted(PLACEHOLDER_DOMAINS))),
+    address = pc.ascii_lower(trimmed)
+    placeholder = _all(
+        decided,
+        _any(
+            pc.match_substring_regex(address, _literal_alternation("^", PLACEHOLDER_LOCALS, "@")),
+            pc.match_substring_regex(address, _literal_alternation("@", PLACEHOLDER_DOMAINS, "$")),
             pc.is_in(address, value_set=pa.array(sorted(PLACEHOLDER_ADDRESSES))),
         ),
     )
-    placeholder = pc.fill_null(placeholder, False)
-    values = pc.if_else(placeholder, pa.scalar(None, pa.string()), address)
-    reasons = pc.if_else(placeholder, pa.scalar("placeholder"), pa.scalar(None, pa.string()))
-    return decided, values, reasons
+    return decided, *_with_placeholders(address, placeholder)
 
 
 def _phone_nanp(arr: pa.StringArray, profile: str) -> FastResult:
     trimmed = pc.utf8_trim(arr, characters=_ASCII_SPACE)
-    parts = pc.extract_regex(trimmed, _NANP)
-    decided = pc.fill_null(pc.is_valid(parts), False)
-    national = pc.binary_join_element_wise(
-        *(pc.struct_field(parts, g) for g in "abcd"), pa.scalar("")
-    )
+    trimmed = pc.replace_substring_regex(trimmed, _EXTENSION, "")
+    decided = pc.fill_null(pc.match_substring_regex(trimmed, _NANP), False)
+    digits = pc.replace_substring_regex(trimmed, "[^0-9]+", "")
+    national = pc.utf8_slice_codeunits(digits, -10)  # the shape guarantees ten digits at the end
     prefix = "1" if profile == "meta" else "+1"
     values = pc.binary_join_element_wise(pa.scalar(prefix), national, pa.scalar(""))
     if profile != "strict":
@@ -97,6 +84,31 @@ def _phone_nanp(arr: pa.StringArray, profile: str) -> FastResult:
     repeated = [str(d) * 10 for d in range(10)]
     junk = pa.array(sorted(set(repeated) | {n for n in PLACEHOLDER_NUMBERS if len(n) == 10}))
     placeholder = pc.fill_null(pc.is_in(national, value_set=junk), False)
-    values = pc.if_else(placeholder, pa.scalar(None, pa.string()), values)
-    reasons = pc.if_else(placeholder, pa.scalar("placeholder"), pa.scalar(None, pa.string()))
-    return decided, values, reasons
+    return decided, *_with_placeholders(values, placeholder)
+
+
+def _with_placeholders(values, placeholder) -> tuple[pa.StringArray, pa.StringArray]:
+    """Null the values flagged as placeholders, and give those rows the reason `placeholder`."""
+    null = pa.scalar(None, pa.string())
+    return (
+        pc.if_else(placeholder, null, values),
+        pc.if_else(placeholder, pa.scalar("placeholder"), null),
+    )
+
+
+def _literal_alternation(before: str, words, after: str) -> str:
+    return before + "(?:" + "|".join(re.escape(w) for w in sorted(words)) + ")" + after
+
+
+def _all(*masks):
+    out = masks[0]
+    for mask in masks[1:]:
+        out = pc.and_(out, mask)
+    return pc.fill_null(out, False)
+
+
+def _any(*masks):
+    out = masks[0]
+    for mask in masks[1:]:
+        out = pc.or_(out, mask)
+    return pc.fill_null(out, False)

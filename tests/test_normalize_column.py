@@ -126,7 +126,7 @@ def test_column_equals_per_value_on_generated_messy_data(profile):
         _check("phone", phones, profile, region)
 
 
-_PHONE_CHARS = st.sampled_from(list("0123456789  ()-.+x１") + ["ext", "\u00a0"])
+_PHONE_CHARS = st.sampled_from(list("0123456789  ()-.+xX#１") + ["ext", "EXT.", "\u00a0"])
 _EMAIL_CHARS = st.sampled_from(list("abcXYZ09._%+-@ \t'ü") + ["gmail.com", "@", "..", "xn--"])
 
 

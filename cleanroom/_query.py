@@ -27,7 +27,7 @@ import os
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -62,7 +62,6 @@ class QueryResult:
     kind: str = "aggregation"
     tables: tuple[str, ...] = ()
     minimum: int | None = None
-    suppressed: int = field(default=0, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """{"columns": [...], "rows": [[...], ...]} for `--json`."""
@@ -196,12 +195,18 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -
         raise CleanroomError(f"the query failed while running ({type(exc).__name__})") from None
 
 
-def execute_checked(query: CheckedQuery, con: duckdb.DuckDBPyConnection) -> QueryResult:
-    """Run a checked query on an analyst connection; drop groups below the minimum."""
+def execute_checked(
+    query: CheckedQuery, con: duckdb.DuckDBPyConnection
+) -> tuple[QueryResult, int]:
+    """Run a checked query on an analyst connection; drop groups below the minimum.
+
+    Returns the result and the number of groups dropped — for the audit log only: telling the
+    analyst would say that a small group exists.
+    """
     if query.kind == "list":
         p = plan(query, con, f"{_RESERVED}unused")
         rows = _run(con, p.answer_sql).fetchall()
-        return QueryResult(p.names, tuple(map(tuple, rows)), "list", query.tables, None)
+        return QueryResult(p.names, tuple(map(tuple, rows)), "list", query.tables, None), 0
     table = f"{_RESERVED}groups_{uuid.uuid4().hex}"
     p = plan(query, con, table)
     _run(con, f"CREATE TEMP TABLE {table} AS {p.groups_sql}")
@@ -211,8 +216,9 @@ def execute_checked(query: CheckedQuery, con: duckdb.DuckDBPyConnection) -> Quer
         rows = _run(con, p.answer_sql).fetchall()
     finally:
         _run(con, f"DROP TABLE IF EXISTS {table}")
-    return QueryResult(p.names, tuple(map(tuple, rows)), "aggregation", query.tables,
-                       p.minimum, int(suppressed))
+    result = QueryResult(p.names, tuple(map(tuple, rows)), "aggregation", query.tables,
+                         p.minimum)
+    return result, int(suppressed)
 
 
 def redacted_sql(sql: str) -> str | None:
@@ -287,7 +293,7 @@ def run_query(
         try:
             con = room.analyst_connection(query.tables)
             try:
-                result = execute_checked(query, con)
+                result, suppressed = execute_checked(query, con)
             finally:
                 con.close()
         except PolicyRefusal as exc:
@@ -299,7 +305,7 @@ def run_query(
             room.audit.record(member=member, request=request, decision="accepted", rule=rule)
             raise
         room.audit.record(member=member, request=request, decision="accepted", rule=rule,
-                          rows_returned=len(result.rows), rows_suppressed=result.suppressed)
+                          rows_returned=len(result.rows), rows_suppressed=suppressed)
         return result
     finally:
         if own:

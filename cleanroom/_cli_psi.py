@@ -85,18 +85,21 @@ def psi() -> None:
               help="Round-1 file to write: blinded values only; send it to the other party.")
 @click.option("--out-attrs", required=True, type=click.Path(dir_okay=False),
               help="Attribute file to write; send it to the engine operator only.")
+@click.option("--allow-identifying-attr", is_flag=True,
+              help="Share an attribute even though its values look like e-mails or phones.")
 @_WORKERS
 @_JSON
 def psi_blind(input_path: str, party: str, key_path: str, collaboration_id: str,
               ids: tuple[tuple[str, str], ...], attrs: tuple[str, ...], profile: str,
               region: str, delimiter: str, encoding: str, out_round1: str, out_attrs: str,
-              workers: int | None, as_json: bool) -> None:
+              allow_identifying_attr: bool, workers: int | None, as_json: bool) -> None:
     """Normalize, hash to the curve and blind INPUT's identifiers with your key."""
     key = protocols.load_private_key(key_path)
     res = protocols.psi_blind_file(
         input_path, party=party, key=key, collaboration_id=collaboration_id, ids=list(ids),
         attrs=list(attrs), profile=profile, region=region or None, out_round1=out_round1,
-        out_attrs=out_attrs, delimiter=delimiter, encoding=encoding, workers=workers)
+        out_attrs=out_attrs, delimiter=delimiter, encoding=encoding,
+        allow_identifying_attr=allow_identifying_attr, workers=workers)
     valid = ", ".join(f"{k} {q['valid']}" for k, q in res.quality.items())
     _emit({"round1": res.round1, "attrs": res.attrs, "rows": res.rows, "quality": res.quality},
           as_json, f"blinded {res.rows} rows (valid: {valid}); send {res.round1} to the other "

@@ -48,6 +48,7 @@ from ._h2c import SUITE_RO, hash_to_curve_u_many, u_on_curve
 from ._io import atomic_path
 from ._manifest import PROTOCOL_PSI, Manifest, write_token_file
 from ._readers import open_input, read_batches
+from ._tokenize import check_identifying
 
 PSI_METADATA_KEY = b"cleanroom-psi"
 PSI_FILE_VERSION = 1
@@ -297,7 +298,8 @@ def psi_blind_file(
     collaboration_id: str, ids: Sequence[tuple[str, str]], attrs: Sequence[str] = (),
     profile: str = "strict", region: str | None = "US",
     out_round1: str | os.PathLike[str], out_attrs: str | os.PathLike[str],
-    delimiter: str = ",", encoding: str = "utf-8", workers: int | None = None,
+    delimiter: str = ",", encoding: str = "utf-8", allow_identifying_attr: bool = False,
+    workers: int | None = None,
 ) -> PsiBlindResult:
     """Party step 1: normalize, hash to the curve and blind each identifier with `key`; write
     the round-1 file (for the other party) and the attribute file (for the engine only)."""
@@ -317,6 +319,9 @@ def psi_blind_file(
             raise ConfigError(f"unknown kind {kind!r}; expected one of: "
                               f"{', '.join(normalize.KINDS)}", key="--id")
     table = _read_input(input_path, [c for _, c in ids], list(attrs), delimiter, encoding)
+    if attrs and not allow_identifying_attr:  # attributes reach the engine in clear
+        check_identifying(table.select(list(attrs)).to_batches()[0], list(attrs),
+                          region or "US", os.fspath(input_path))
     n = table.num_rows
     perm = pa.array(_permutation(n))
     row_ids = pa.array(_random_ids(n))

@@ -284,6 +284,14 @@ def test_missing_column_is_one_line_error_and_no_output(tmp_path):
                COLLAB, "--id", "email=email", "--attr", "email", "--out-round1",
                tmp_path / "r1", "--out-attrs", tmp_path / "at", ok=False)
     assert res.exit_code == 3 and "id_column_as_attribute" in res.output
+    csv.write_text("email,contact\n" + "".join(f"u{i}@example.com,c{i}@example.org\n"
+                                               for i in range(20)))
+    res = _run("psi", "blind", csv, "--party", "p", "--key", key, "--collaboration-id",
+               COLLAB, "--id", "email=email", "--attr", "contact", "--out-round1",
+               tmp_path / "r1", "--out-attrs", tmp_path / "at", ok=False)
+    assert res.exit_code == 3 and "identifying_attribute" in res.output
+    assert "c1@example.org" not in res.output
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "at").exists()
 
 
 def test_reblind_refuses_twist_points_and_writes_nothing(flow, tmp_path):

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
 import random
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from faker import Faker
 
 from protocols import atomic_path
 
@@ -34,7 +34,7 @@ COUNTRIES: dict[str, tuple[float, str, tuple[str, ...]]] = {
     "DE": (0.10, "de_DE", ("FRA", "MUC", "BER", "HAM")),
     "IN": (0.10, "en_IN", ("DEL", "BOM", "BLR", "MAA")),
     "SG": (0.07, "en_US", ("SIN",)),
-    "AU": (0.08, "en_AU", ("SYD", "MEL", "BNE", "PER")),
+    "AU": (0.08, "en_GB", ("SYD", "MEL", "BNE", "PER")),
 }
 #: the region of the national-format phone numbers (the `--region` to tokenize with)
 HOME_REGION = "US"
@@ -116,7 +116,7 @@ def generate(
     if rows < 10:
         raise ValueError("rows must be at least 10")
     rng = np.random.default_rng(seed)
-    pools = _name_pools(seed)
+    pools = _name_pools()
     n_air = rows
     n_brand = max(2, round(rows * brand_share))
     n_shared = round(n_brand * overlap_share)
@@ -141,17 +141,29 @@ def generate(
                             truth, seed)
 
 
-def _name_pools(seed: int) -> dict[str, tuple[list[str], list[str]]]:
-    """First- and last-name pools per country, drawn from Faker's locales with a fixed seed."""
-    pools: dict[str, tuple[list[str], list[str]]] = {}
-    for i, (country, (_, locale, _)) in enumerate(COUNTRIES.items()):
-        fake = Faker(locale)
-        fake.seed_instance(seed * 101 + i)
-        firsts = sorted({fake.first_name() for _ in range(400)})
-        lasts = sorted({fake.last_name() for _ in range(500)})
-        if country == "SG":
-            lasts = list(_SG_SURNAMES)
-        pools[country] = (firsts, lasts)
+_Pool = tuple[np.ndarray, np.ndarray]  # names, probabilities
+
+
+def _pool(names: Sequence[str] | Mapping[str, float]) -> _Pool:
+    """A name pool with its draw probabilities (Faker's frequency weights where it has them)."""
+    if isinstance(names, Mapping):
+        keys = list(names)
+        w = np.array([float(names[k]) for k in keys])
+    else:
+        keys = list(dict.fromkeys(names))
+        w = np.ones(len(keys))
+    return np.array(keys, dtype=object), w / w.sum()
+
+
+def _name_pools() -> dict[str, tuple[_Pool, _Pool]]:
+    """First- and last-name pools per country, from the name lists of Faker's locales."""
+    pools: dict[str, tuple[_Pool, _Pool]] = {}
+    for country, (_, locale, _) in COUNTRIES.items():
+        provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
+        firsts = getattr(provider, "first_names", None) or (
+            tuple(provider.first_names_male) + tuple(provider.first_names_female))
+        lasts = _SG_SURNAMES if country == "SG" else provider.last_names
+        pools[country] = (_pool(firsts), _pool(lasts))
     return pools
 
 
@@ -162,7 +174,7 @@ def _ascii(text: str) -> str:
 
 
 def _people(
-    rng: np.random.Generator, n: int, pools: dict[str, tuple[list[str], list[str]]]
+    rng: np.random.Generator, n: int, pools: dict[str, tuple[_Pool, _Pool]]
 ) -> pd.DataFrame:
     """The true people: clean name, date of birth, country, email, E.164 phone, postal code."""
     codes = list(COUNTRIES)
@@ -172,9 +184,9 @@ def _people(
     last = np.empty(n, dtype=object)
     for c in codes:
         mask = country == c
-        firsts, lasts = pools[c]
-        first[mask] = np.array(firsts, dtype=object)[rng.integers(0, len(firsts), mask.sum())]
-        last[mask] = np.array(lasts, dtype=object)[rng.integers(0, len(lasts), mask.sum())]
+        (fnames, fp), (lnames, lp) = pools[c]
+        first[mask] = fnames[rng.choice(len(fnames), int(mask.sum()), p=fp)]
+        last[mask] = lnames[rng.choice(len(lnames), int(mask.sum()), p=lp)]
     start = dt.date(1950, 1, 1).toordinal()
     dob = [dt.date.fromordinal(start + int(d)).isoformat()
            for d in rng.integers(0, 20_000, n)]

@@ -63,7 +63,7 @@ class GroundTruthScore:
             f"{self.found:,} ({100 * self.recall:.1f}%)",
             f"overlapping entities reported: {self.reported_overlap:,}, of which "
             f"{self.false_overlap:,} join no shared person (precision "
-            f"{100 * self.precision:.1f}%)",
+            f"{100 * self.precision:.2f}%)",
             f"false links: {self.mixed_entities:,} of {self.entities:,} entities join records "
             f"of different people",
         ]
@@ -77,7 +77,7 @@ class GroundTruthScore:
     def headline(self) -> str:
         """One line for the demo's headline."""
         return (f"ground truth: {100 * self.recall:.1f}% of the true overlap found, "
-                f"precision {100 * self.precision:.1f}%, {self.mixed_entities:,} false links")
+                f"precision {100 * self.precision:.2f}%, {self.mixed_entities:,} false links")
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON values."""

@@ -19,13 +19,14 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as _dt
+import decimal as _decimal
 import hashlib
 import hmac
 import secrets as _secrets
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -237,6 +238,44 @@ def fingerprint_typed(value: object, dtype: DataType, *, key: bytes,
     return None if message is None else hmac_token(key, message)
 
 
+TIMESTAMP_UNITS = ("ms", "us", "ns")  # C3R Units.Seconds: MILLIS, MICROS, NANOS
+
+
+class SealedDecimal(NamedTuple):
+    """A decrypted DECIMAL with the precision and scale it was sealed with."""
+
+    value: _decimal.Decimal | None
+    precision: int
+    scale: int
+
+
+class SealedTimestamp(NamedTuple):
+    """A decrypted TIMESTAMP: ticks since the epoch in `unit` (ms, us, ns), UTC or local."""
+
+    value: int | None
+    is_utc: bool
+    unit: str
+
+
+def _plain(value: _decimal.Decimal) -> str:
+    """Java BigDecimal.toPlainString() of a finite decimal (no exponent, no negative zero)."""
+    return format(value.copy_abs() if value == 0 else value, "f")
+
+
+def encode_decimal(value: _decimal.Decimal | None, precision: int, scale: int) -> bytes:
+    """C3R's DECIMAL encoding: info byte, precision and scale (4 bytes each), plain string."""
+    head = bytes([info_byte(DataType.DECIMAL, value is None)]) + struct.pack(">ii", precision,
+                                                                              scale)
+    return head if value is None else head + _plain(value).encode("ascii")
+
+
+def encode_timestamp(value: int | None, is_utc: bool, unit: str) -> bytes:
+    """C3R's TIMESTAMP encoding: info byte, UTC flag, unit ordinal (4 bytes), 8-byte ticks."""
+    head = bytes([info_byte(DataType.TIMESTAMP, value is None), 1 if is_utc else 0])
+    head += struct.pack(">i", TIMESTAMP_UNITS.index(unit))
+    return head if value is None else head + struct.pack(">q", value)
+
+
 def encode_sealed(value: object, dtype: DataType) -> bytes:
     """The encoded plaintext of a sealed value: info byte + value bytes (NULL: info byte only)."""
     if value is None:
@@ -343,4 +382,15 @@ def decode_sealed(encoded: bytes) -> tuple[DataType, object]:
         return dtype, struct.unpack(">d", data)[0]
     if dtype is DataType.FLOAT:
         return dtype, struct.unpack(">f", data)[0]
+    if dtype is DataType.DECIMAL and len(data) >= 8:
+        precision, scale = struct.unpack(">ii", data[:8])
+        try:
+            return dtype, SealedDecimal(_decimal.Decimal(data[8:].decode("ascii")), precision,
+                                        scale)
+        except (UnicodeDecodeError, _decimal.InvalidOperation):
+            raise DecryptionError("decrypted decimal is malformed") from None
+    if dtype is DataType.TIMESTAMP and len(data) == 13 and data[1:5] in (
+            b"\0\0\0\0", b"\0\0\0\1", b"\0\0\0\2"):
+        unit = TIMESTAMP_UNITS[data[4]]
+        return dtype, SealedTimestamp(struct.unpack(">q", data[5:])[0], data[0] == 1, unit)
     raise DecryptionError(f"decrypting {dtype.name} values is not supported")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import _c3r_core as core
@@ -89,6 +90,7 @@ class _Source:
     values: list[Any]
     dtype: core.DataType
     arrow: pa.ChunkedArray | None = None
+    meta: tuple[Any, ...] = ()  # DECIMAL: (precision, scale); TIMESTAMP: (is_utc, unit)
 
 
 def _arrow_dtype(t: pa.DataType) -> core.DataType:
@@ -143,8 +145,20 @@ def _read_sources(path: str, fmt: str, schema: Schema) -> tuple[dict[str, _Sourc
     sources = {}
     for name, col in zip(table.column_names, table.columns, strict=True):
         dtype = _arrow_dtype(col.type)
-        values = col.to_pylist() if dtype is not core.DataType.UNKNOWN else []
-        sources[_input_header(name, path)] = _Source(values, dtype, col)
+        meta: tuple[Any, ...] = ()
+        if dtype is core.DataType.DECIMAL:
+            meta = (col.type.precision, col.type.scale)
+        if dtype is core.DataType.TIMESTAMP:
+            unit = col.type.unit
+            ticks = col.cast(pa.timestamp(unit)).cast(pa.int64())
+            if unit == "s":  # Parquet has no seconds unit: C3R would see milliseconds
+                ticks, unit = pc.multiply(ticks, 1000), "ms"
+            values, meta = ticks.to_pylist(), (col.type.tz is not None, unit)
+        elif dtype is core.DataType.UNKNOWN:
+            values = []
+        else:
+            values = col.to_pylist()
+        sources[_input_header(name, path)] = _Source(values, dtype, col, meta)
     return sources, table.num_rows
 
 
@@ -223,16 +237,17 @@ def _sealed_column(spec: ColumnSpec, src: _Source, root: bytes, nonces: list[byt
                    settings: core.Settings, path: str, fmt: str, header_row: bool
                    ) -> list[str | None]:
     assert spec.pad is not None
-    if src.dtype not in _ARROW:
+    if src.dtype not in _ARROW and src.dtype not in _META_TYPES:
         raise InputError(f"{src.dtype.name} columns cannot be sealed", file=path,
                          column=spec.source)
+    encode = _META_TYPES.get(src.dtype)
     encoded: list[bytes | None] = []
     for i, v in enumerate(src.values):
         if v is None and settings.preserve_nulls:
             encoded.append(None)
             continue
         try:
-            encoded.append(core.encode_sealed(v, src.dtype))
+            encoded.append(encode(v, *src.meta) if encode else core.encode_sealed(v, src.dtype))
         except InputError as exc:
             raise InputError(exc.detail, file=path, row=_row_number(i, fmt, header_row),
                              column=spec.source) from None
@@ -327,10 +342,28 @@ _ARROW = {
 }
 
 
+_META_TYPES = {core.DataType.DECIMAL: core.encode_decimal,
+               core.DataType.TIMESTAMP: core.encode_timestamp}
+_EPOCH = _dt.datetime(1970, 1, 1)
+
+
 def csv_text(value: object) -> str | None:
-    """A decrypted value as C3R writes it to CSV (booleans lowercase, dates ISO)."""
+    """A decrypted value as C3R writes it to CSV (booleans lowercase, dates ISO).
+
+    Timestamps are written as `yyyy-MM-dd HH:mm:ss.SSSSSS` of their ticks (C3R renders
+    non-UTC ones in the decrypting machine's time zone; we do not depend on that zone).
+    """
     if value is None or isinstance(value, str):
         return value
+    if isinstance(value, core.SealedDecimal):
+        return None if value.value is None else core._plain(value.value)
+    if isinstance(value, core.SealedTimestamp):
+        if value.value is None:
+            return None
+        ticks = value.value
+        micros = ticks // 1000 if value.unit == "ns" else ticks * 1000 if value.unit == "ms" \
+            else ticks
+        return (_EPOCH + _dt.timedelta(microseconds=micros)).strftime("%Y-%m-%d %H:%M:%S.%f")
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, _dt.date):
@@ -354,6 +387,20 @@ def _unseal_column(values: list[Any], root: bytes, path: str, column: str, first
         else:
             out.append(v)
     return out, types
+
+
+def _typed_array(values: list[Any], dtype: core.DataType) -> pa.Array:
+    """Decrypted values of one C3R type as an Arrow array of the matching Parquet type."""
+    first = next((v for v in values if v is not None), None)
+    if isinstance(first, core.SealedDecimal):
+        return pa.array([None if v is None else v.value for v in values],
+                        pa.decimal128(first.precision, first.scale))
+    if isinstance(first, core.SealedTimestamp):
+        ticks = pa.array([None if v is None else v.value for v in values], pa.int64())
+        return ticks.cast(pa.timestamp(first.unit, tz="UTC" if first.is_utc else None))
+    if first is None and dtype not in _ARROW:
+        return pa.nulls(len(values), pa.string())
+    return pa.array(values, type=_ARROW[dtype])
 
 
 def decrypt_file(input_path: str | os.PathLike[str], output_path: str | os.PathLike[str], *,
@@ -396,7 +443,7 @@ def decrypt_file(input_path: str | os.PathLike[str], output_path: str | os.PathL
             arrays.append(col)
         elif len(types) == 1 and all(v is None or not isinstance(v, str) or
                                      next(iter(types)) in _STRING_TYPES for v in plain):
-            arrays.append(pa.array(plain, type=_ARROW[next(iter(types))]))
+            arrays.append(_typed_array(plain, next(iter(types))))
         else:
             arrays.append(pa.array([csv_text(v) for v in plain], type=pa.string()))
     with atomic_path(out, 0o600) as tmp:  # cleartext personal data

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import click
 
+from protocols import KeyMaterialError, parse_collaboration_id
 from protocols import c3r as _c3r
 from protocols import platform as _platform
 
@@ -24,8 +24,8 @@ class _Uuid(click.ParamType):
 
     def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
         try:
-            return str(uuid.UUID(str(value)))
-        except ValueError:
+            return parse_collaboration_id(value)
+        except KeyMaterialError:
             self.fail("the collaboration id must be a UUID", param, ctx)
 
 

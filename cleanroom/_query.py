@@ -167,7 +167,9 @@ def plan(query: CheckedQuery, con: duckdb.DuckDBPyConnection, groups_table: str)
     inner["where_clause"] = None if query.where is None else try_(query.where)
     inner["group_expressions"] = [try_(g) for g in query.groups]
     inner["group_sets"] = [list(range(len(query.groups)))] if query.groups else []
-    outer = node_of(f"SELECT a FROM {groups_table} WHERE {_RESERVED}n >= 2")
+    outer = node_of(f"SELECT a FROM {_RESERVED}groups WHERE {_RESERVED}n >= 2")
+    outer["from_table"]["table_name"] = groups_table
+    outer["from_table"]["qualified_name"]["path"] = [groups_table]
     outer["where_clause"]["right"] = int_node(query.minimum)
     if query.having is not None:
         outer["where_clause"] = and_([outer["where_clause"],
@@ -225,12 +227,7 @@ def redacted_sql(sql: str) -> str | None:
     """The query as DuckDB understood it, with every constant and unusual name masked, for
     the audit log (an analyst may type an email address; the log never holds one)."""
     try:
-        con = duckdb.connect()
-        try:
-            stmt = parse(sql, con)[0]
-            return to_sql(con, _redact(stmt["node"]))
-        finally:
-            con.close()
+        return to_sql(None, _redact(parse(sql)[0]["node"]))
     except (CleanroomError, CleanroomBug, duckdb.Error, KeyError, TypeError, RecursionError):
         return None
 

@@ -266,7 +266,9 @@ def _prepare(root: Path) -> Layout:
             getattr(lay, name).unlink()
     for sub in ("airline", "brand", "cleanroom", "ground_truth"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    cache = root / "cleanroom" / ".cleanroom"
+    from ._engine import CACHE_DIR
+
+    cache = root / "cleanroom" / CACHE_DIR
     if cache.is_dir():
         for f in cache.iterdir():
             if f.is_file():

@@ -14,6 +14,8 @@ C3R (Cryptographic Computing for Clean Rooms) does no identifier normalization; 
 from __future__ import annotations
 
 import secrets as _secrets
+from collections.abc import Mapping
+from typing import Any
 
 from . import _c3r_core as _core
 from ._c3r_core import (
@@ -73,13 +75,25 @@ def fingerprint_bytes(message: bytes, *, secret: bytes, salt: str, column: str,
     return _core.hmac_token(key, bytes(message))
 
 
+def _as_pad(pad: Pad | Mapping[str, Any] | str | None) -> Pad:
+    """A Pad from a Pad, C3R's JSON form ({"type": "fixed", "length": 32}) or "none"."""
+    if pad is None:
+        return Pad()
+    if isinstance(pad, Pad):
+        return pad
+    if isinstance(pad, str):
+        return Pad(pad.lower())  # type: ignore[arg-type]
+    return Pad(str(pad.get("type", "none")).lower(), pad.get("length"))  # type: ignore[arg-type]
+
+
 def seal(value: object, *, secret: bytes, salt: str, column: str, settings: Settings,
-         pad: Pad | None = None, nonce: bytes | None = None,
+         pad: Pad | Mapping[str, Any] | str | None = None, nonce: bytes | None = None,
          max_value_length: int | None = None) -> str | None:
     """Seal one value as a C3R sealed column would (`02:enc:...`); `nonce` pins it for tests.
 
-    `pad` defaults to none; with a `max` pad, `max_value_length` is the longest encoded value
-    of the column (default: this value's own length). None gives None with `preserve_nulls`.
+    `pad` defaults to none (a Pad, or C3R's JSON form); with a `max` pad, `max_value_length`
+    is the longest encoded value of the column (default: this value's own length). None gives
+    None with `preserve_nulls`, else an encrypted NULL.
     """
     if value is None and settings.preserve_nulls:
         return None
@@ -91,17 +105,17 @@ def seal(value: object, *, secret: bytes, salt: str, column: str, settings: Sett
     return _core.seal_encoded(
         encoded, root=_core.root_key(secret, salt), column=label,
         nonce=_secrets.token_bytes(_core.NONCE_BYTES) if nonce is None else bytes(nonce),
-        pad=pad or Pad(), max_value_length=max_value_length)
+        pad=_as_pad(pad), max_value_length=max_value_length)
 
 
 def seal_bytes(message: bytes, *, secret: bytes, salt: str, column: str,
-               pad: Pad | None = None, nonce: bytes | None = None,
+               pad: Pad | Mapping[str, Any] | str | None = None, nonce: bytes | None = None,
                max_value_length: int = 0) -> str:
     """The C3R sealing core on raw bytes (no info byte prepended): for published vectors."""
     return _core.seal_encoded(
         bytes(message), root=_core.root_key(secret, salt), column=column,
         nonce=_secrets.token_bytes(_core.NONCE_BYTES) if nonce is None else bytes(nonce),
-        pad=pad or Pad(), max_value_length=max_value_length)
+        pad=_as_pad(pad), max_value_length=max_value_length)
 
 
 def unseal_bytes(value: str, *, secret: bytes, salt: str) -> bytes:

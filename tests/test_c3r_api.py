@@ -169,3 +169,11 @@ def test_csv_fast_path_equals_the_quote_aware_parser():
                 parse_csv(text, file="f.csv")
             continue
         assert parse_csv(text, file="f.csv") == expected, text
+
+
+def test_seal_takes_the_pad_in_c3r_json_form():
+    nonce = bytes(32)
+    kw = {"secret": KEY, "salt": SALT, "column": "title", "settings": HIGH, "nonce": nonce}
+    assert c3r.seal("CEO", pad={"type": "FIXED", "length": 128}, **kw) == \
+        c3r.seal("CEO", pad=c3r.Pad("fixed", 128), **kw)
+    assert c3r.seal("CEO", pad="none", **kw) == c3r.seal("CEO", **kw)

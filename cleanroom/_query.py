@@ -140,7 +140,7 @@ def _output_names(con: duckdb.DuckDBPyConnection, select: Sequence[Node]) -> tup
 
 def plan(query: CheckedQuery, con: duckdb.DuckDBPyConnection, groups_table: str) -> Plan:
     """The SQL to run for a checked query; aggregation queries read `groups_table`."""
-    names = _output_names(con, query.select)
+    names = _output_names(con, query.originals or query.select)
     if query.kind == "list":
         node = node_of("SELECT a FROM t")
         node["select_list"] = [aliased(i, n) for i, n in zip(query.select, names, strict=True)]

@@ -109,7 +109,7 @@ class CheckedQuery:
     aliases: tuple[str, ...]
     minimum: int | None
     select: tuple[Node, ...] = field(repr=False)
-    names: tuple[str, ...] = ()
+    originals: tuple[Node, ...] = field(default=(), repr=False)  # select items as written
     from_table: Node = field(default_factory=dict, repr=False)
     where: Node | None = field(default=None, repr=False)
     groups: tuple[Node, ...] = field(default=(), repr=False)
@@ -133,6 +133,7 @@ class _Checker:
         self.kind: Literal["aggregation", "list"] = "aggregation"
         self.has_aggregate = False
         self.aliases: dict[str, Node] = {}
+        self.originals: tuple[Node, ...] = ()
 
     def refuse(self, rule: str, message: str) -> None:
         self.violations[(rule, message)] = None
@@ -559,6 +560,7 @@ class _Checker:
     def select_items(self, items: list[Node], ctx: Context) -> tuple[Node, ...]:
         if not items:
             self.refuse("unsupported_sql", "the query selects nothing")
+        self.originals = tuple(copy.deepcopy(i) for i in items)
         for item in items:
             self.expr(item, ctx)
             alias = str(item.get("alias") or "").lower()
@@ -632,7 +634,8 @@ class _Checker:
             kind="aggregation", tables=tuple(self.scope[a].name for a in self.order),
             aliases=tuple(self.order),
             minimum=max(self.scope[a].policy.minimum or 2 for a in self.order),
-            select=select, from_table=node.get("from_table") or {}, where=where,
+            select=select, originals=self.originals, from_table=node.get("from_table") or {},
+            where=where,
             groups=tuple(groups), having=having, orders=tuple(orders), limit=mods["limit"],
             offset=mods["offset"], distinct=mods["distinct"])
 
@@ -658,7 +661,7 @@ class _Checker:
                 orders.append({**o, "expression": e})
         return CheckedQuery(
             kind="list", tables=tuple(self.scope[a].name for a in self.order),
-            aliases=tuple(self.order), minimum=None, select=select,
+            aliases=tuple(self.order), minimum=None, select=select, originals=self.originals,
             from_table=node.get("from_table") or {}, where=where, orders=tuple(orders),
             limit=mods["limit"], offset=mods["offset"], distinct=True)
 

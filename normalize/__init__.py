@@ -14,6 +14,7 @@ of these machine-readable words, and whose message never contains the value:
 
     empty           None, "" or only whitespace
     encoding        text that cannot be encoded as UTF-8 (lone surrogates)
+    control_char    a control character inside an external ID
     syntax          not shaped like this kind (email syntax, phone letters, malformed MAID)
     domain          the part of an email after @ is invalid
     placeholder     a stand-in such as test@test.com, noemail@..., 0000000000 (strict only)

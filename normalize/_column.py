@@ -3,11 +3,12 @@
 Common shapes (plain ASCII emails under strict; North American phone formats under a US/CA
 default region, every profile) are normalized with Arrow compute kernels. Every other value
 goes to the per-value reference function, once per distinct value (real files repeat), spread
-over worker processes when there are many.
+over worker processes when there are many and the caller asks for them.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -43,11 +44,13 @@ def normalize_column(
     *,
     profile: str = "strict",
     region: str | None = "US",
-    workers: int | None = None,
+    workers: int | None = 1,
 ) -> ColumnResult:
     """Normalize a column (Arrow array, pandas Series or list of str/None) of identifier `kind`.
 
-    `workers` caps the processes used for values off the fast path (default: all cores).
+    `workers`: processes for the values off the fast path when there are many distinct ones
+    (None: one per core). Worker processes start like `spawn` ones, so a script that asks for
+    them must guard its entry point with `if __name__ == "__main__":`.
     """
     check_kind(kind)
     check_profile(profile)
@@ -135,7 +138,10 @@ def _run(
     chunks = [distinct[i : i + size] for i in range(0, len(distinct), size)]
     out_values: list[str | None] = []
     out_reasons: list[str | None] = []
-    with ProcessPoolExecutor(max_workers=cores) as pool:
+    # forkserver, not fork: the caller may hold threads (DuckDB, Arrow) that fork would orphan.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["normalize"])  # workers fork from a server that has it loaded
+    with ProcessPoolExecutor(max_workers=cores, mp_context=context) as pool:
         futures = [pool.submit(_normalize_many, kind, profile, region, c) for c in chunks]
         for future in futures:
             v, r = future.result()

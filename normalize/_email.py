@@ -62,6 +62,19 @@ PLACEHOLDER_DOMAINS = frozenset({"noemail.com", "nomail.com", "noemail.net", "no
 GMAIL_UID2 = frozenset({"gmail.com"})
 GMAIL_GOOGLE = frozenset({"gmail.com", "googlemail.com"})
 
+# Every option spelled out, so no module-level default set elsewhere can change our output.
+_VALIDATOR_OPTIONS = dict(
+    check_deliverability=False,
+    allow_smtputf8=True,
+    allow_empty_local=False,
+    allow_quoted_local=False,
+    allow_domain_literal=False,
+    allow_display_name=False,
+    strict=False,
+    test_environment=False,
+    globally_deliverable=True,
+)
+
 _META_SHAPE = re.compile(r".+@.+\..+")
 
 
@@ -82,7 +95,7 @@ def _strict(value: str) -> str:
     """Trim, NFC, email-validator syntax (no DNS), lowercase, IDNA-ASCII domain, no aliasing."""
     text = nfc(value.strip())
     try:
-        info = validate_email(text, check_deliverability=False)
+        info = validate_email(text, **_VALIDATOR_OPTIONS)
     except EmailNotValidError as exc:
         raise InvalidIdentifier(KIND, _reason(str(exc))) from None
     except (UnicodeError, ValueError):  # idna edge cases surfacing outside the library's own error

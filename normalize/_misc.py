@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from ._common import check_profile, nfc, text_input, unsupported
 from ._errors import InvalidIdentifier
@@ -52,11 +53,13 @@ def maid(value: str | None, profile: str = "strict") -> str:
 
 
 def external_id(value: str | None, profile: str = "strict") -> str:
-    """A party's own customer ID: trimmed (strict also NFC); case kept, since IDs may be case-sensitive."""
+    """A party's own customer ID: trimmed (strict also NFC), case kept; control characters refused."""
     kind = "external_id"
     check_profile(profile)
     value = text_input(kind, value)
     if profile in ("uid2", "google"):
         raise unsupported(kind)
     text = value.strip()
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        raise InvalidIdentifier(kind, "control_char")
     return nfc(text) if profile == "strict" else text

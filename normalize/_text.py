@@ -7,6 +7,8 @@ generational suffixes removed; street and city only NFC, lowercase and trimmed.
 
 from __future__ import annotations
 
+import unicodedata
+
 from ._common import check_profile, nfc, text_input, unsupported, words
 from ._errors import InvalidIdentifier
 
@@ -60,7 +62,8 @@ def city(value: str | None, profile: str = "strict") -> str:
 
 
 def _trimmed_lower(kind: str, value: str) -> str:
-    text = " ".join(nfc(value).lower().split())
+    lowered = nfc(value).lower()
+    text = " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in lowered).split())
     if not text:
         raise InvalidIdentifier(kind, "empty")
     return text

@@ -355,6 +355,8 @@ def test_external_id_keeps_case():
     assert norm("external_id", "Ame\u0301lie-7") == "Amélie-7"
     assert norm("external_id", "Ame\u0301lie-7", "meta") == "Ame\u0301lie-7"
     assert reason("external_id", "x", "google") == "unsupported"
+    assert reason("external_id", "CUST\x00-1") == "control_char"
+    assert norm("street", "1 Main\x00St", "google") == "1 main st"
 
 
 def test_library_versions_names_what_decides_output():

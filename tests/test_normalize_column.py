@@ -191,7 +191,5 @@ def test_empty_column():
 def test_worker_processes_give_the_same_result(monkeypatch):
     monkeypatch.setattr(column_module, "PARALLEL_MIN_VALUES", 10)
     rng = random.Random(3)
-    phones = [_messy_phone(rng) for _ in range(300)] + ["+44 20 7183 8750", None]
-    names = [rng.choice(TEXT[:20]) + str(i % 40) for i in range(300)]
+    phones = [_messy_phone(rng) for _ in range(300)] + ["+44 20 7183 8750", None, "\ud800"]
     _check("phone", phones, "strict", "GB", workers=2)
-    _check("first_name", names, "google", "US", workers=2)

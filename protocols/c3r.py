@@ -36,13 +36,13 @@ from ._c3r_files import (
 from ._c3r_schema import ColumnSpec, Schema
 
 __all__ = [
-    "FINGERPRINT_PREFIX",
-    "SEALED_PREFIX",
-    "SECRET_ENV",
     "ColumnSpec",
     "DataType",
     "EncryptReport",
+    "FINGERPRINT_PREFIX",
     "Pad",
+    "SEALED_PREFIX",
+    "SECRET_ENV",
     "Schema",
     "Settings",
     "decrypt_file",

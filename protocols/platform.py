@@ -37,11 +37,12 @@ from ._errors import ConfigError, InputError
 from ._io import atomic_path
 
 __all__ = [
-    "PLATFORMS",
     "ExportReport",
+    "PLATFORMS",
     "UploadColumn",
     "export_hashes",
     "hash_column",
+    "hash_column_reference",
     "platform_hash",
     "upload_columns",
 ]

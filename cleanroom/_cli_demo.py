@@ -19,10 +19,12 @@ from ._report import build_report, render_report
               "the report (reused if it holds a previous demo).")
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True,
               help="Seed of the synthetic data: the same seed gives the same people.")
+@click.option("--psi", is_flag=True, help="Also match the parties by ECDH private set "
+              "intersection (no shared secret); slower.")
 @click.option("--json", "as_json", is_flag=True,
               help="After the walk-through, print the headline numbers and the ground-truth "
               "score as one JSON line.")
-def demo(rows: int, out_dir: str, seed: int, as_json: bool) -> None:
+def demo(rows: int, out_dir: str, seed: int, psi: bool, as_json: bool) -> None:
     """Walk through a whole collaboration on synthetic airline x brand data.
 
     Generates both parties' extracts (with realistic mess and a ground truth), agrees a secret
@@ -31,11 +33,12 @@ def demo(rows: int, out_dir: str, seed: int, as_json: bool) -> None:
     verifies the audit log and writes report.html. Each step prints the command you would
     run yourself; finally the matching is scored against the ground truth.
     """
-    result = run_demo(out_dir, rows=rows, seed=seed)
+    result = run_demo(out_dir, rows=rows, seed=seed, psi=psi)
     if as_json:
         click.echo(json.dumps({
             "steps": list(result.steps), "stopped_at": result.stopped_at,
-            "summary": result.summary, "score": result.score.to_dict() if result.score else None,
+            "summary": result.summary, "psi_summary": result.psi_summary,
+            "score": result.score.to_dict() if result.score else None,
             "report": str(result.report) if result.report else None,
             "seconds": round(result.seconds, 2)}, sort_keys=True))
 

@@ -74,7 +74,26 @@ _FILES = {
     "audit": "cleanroom/audit.jsonl",
     "truth": "ground_truth/truth.csv",
     "report": "report.html",
+    "airline_psi_prefix": "airline/psi",
+    "airline_psi_key": "airline/psi.key",
+    "airline_psi_pub": "airline/psi.pub",
+    "airline_r1": "exchange/airline.r1",
+    "brand_psi_prefix": "brand/psi",
+    "brand_psi_key": "brand/psi.key",
+    "brand_psi_pub": "brand/psi.pub",
+    "brand_r1": "exchange/brand.r1",
+    "psi_collab": "cleanroom-psi/collaboration.toml",
+    "psi_airline_policy": "cleanroom-psi/airline.policy.toml",
+    "psi_brand_policy": "cleanroom-psi/brand.policy.toml",
+    "airline_attrs": "cleanroom-psi/airline.attrs",
+    "brand_attrs": "cleanroom-psi/brand.attrs",
+    "airline_r2": "cleanroom-psi/airline.r2",
+    "brand_r2": "cleanroom-psi/brand.r2",
+    "psi_airline_tokens": "cleanroom-psi/airline.tokens.parquet",
+    "psi_brand_tokens": "cleanroom-psi/brand.tokens.parquet",
+    "psi_audit": "cleanroom-psi/audit.jsonl",
 }
+PSI_RULES = ("email", "phone")
 
 
 @dataclass(frozen=True)
@@ -90,6 +109,7 @@ class DemoResult:
     report: Path | None
     seconds: float
     rows: dict[str, int] = field(default_factory=dict)
+    psi_summary: dict[str, Any] | None = None
 
 
 def collaboration_id_for(seed: int) -> str:
@@ -98,12 +118,12 @@ def collaboration_id_for(seed: int) -> str:
     return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
-def airline_policy() -> str:
+def airline_policy(rules: Sequence[str] = RULES) -> str:
     """The airline's policy on its loyalty table (TOML)."""
     return f"""\
 # The airline's rules on its loyalty members table.
 analysis_rule = "aggregation"
-join_columns = {_toml_list(RULES)}
+join_columns = {_toml_list(rules)}
 dimension_columns = ["tier", "home_airport", "country"]
 aggregate_columns = [{{ columns = ["miles_flown"], functions = ["SUM", "AVG"] }}]
 output_constraints = [{{ column = "entity_id", type = "COUNT_DISTINCT", minimum = {AIRLINE_MIN} }}]
@@ -112,12 +132,12 @@ allowed_result_receivers = ["airline", "brand"]
 """
 
 
-def brand_policy() -> str:
+def brand_policy(rules: Sequence[str] = RULES) -> str:
     """The brand's policy on its CRM table (TOML)."""
     return f"""\
 # The brand's rules on its CRM table.
 analysis_rule = "aggregation"
-join_columns = {_toml_list(RULES)}
+join_columns = {_toml_list(rules)}
 dimension_columns = ["category"]
 aggregate_columns = [{{ columns = ["spend"], functions = ["SUM", "AVG"] }}]
 output_constraints = [{{ column = "entity_id", type = "COUNT_DISTINCT", minimum = {BRAND_MIN} }}]
@@ -126,7 +146,7 @@ allowed_result_receivers = ["airline", "brand"]
 """
 
 
-def collaboration_toml(collaboration_id: str) -> str:
+def collaboration_toml(collaboration_id: str, rules: Sequence[str] = RULES) -> str:
     """The collaboration file both parties sign up to (TOML)."""
     return f"""\
 [collaboration]
@@ -153,7 +173,7 @@ tokens = "brand.tokens.parquet"
 policy = "brand.policy.toml"
 
 [matching]
-rules = {_toml_list(RULES)}
+rules = {_toml_list(rules)}
 max_records_per_token = {MAX_RECORDS_PER_TOKEN}
 """
 
@@ -264,7 +284,7 @@ def _prepare(root: Path) -> Layout:
     for name in _FILES:
         with contextlib.suppress(FileNotFoundError):
             getattr(lay, name).unlink()
-    for sub in ("airline", "brand", "cleanroom", "ground_truth"):
+    for sub in ("airline", "brand", "cleanroom", "ground_truth", "exchange", "cleanroom-psi"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     from ._engine import CACHE_DIR
 
@@ -282,6 +302,7 @@ def run_demo(
     *,
     rows: int = DEFAULT_ROWS,
     seed: int = DEFAULT_SEED,
+    psi: bool = False,
     echo: Callable[[str], None] = click.echo,
 ) -> DemoResult:
     """Run the walk-through end to end on whatever parts this build has; see the module doc."""
@@ -300,6 +321,7 @@ def run_demo(
     report = None
     stopped = None
     counts: dict[str, int] = {}
+    psi_summary = None
     try:
         walk.title("Each party exports its customers (synthetic data, seeded)")
         walk.echo(click.style(
@@ -370,6 +392,8 @@ def run_demo(
         walk.title("The report a marketer reads")
         walk.run(["report"], [lay.collab, "--as", "airline", "--out", lay.report])
         report = lay.report
+        if psi:
+            psi_summary = _psi(walk, lay, cid, summary)
     except StepUnavailable as exc:
         stopped = walk.steps[-1] if walk.steps else "start"
         walk.say(click.style(f"{exc} is not in this build yet: the walk-through stops here "
@@ -380,7 +404,7 @@ def run_demo(
     seconds = time.perf_counter() - start
     _headline(walk, summary, score, report, seconds, out_dir)
     return DemoResult(root, tuple(walk.steps), stopped, summary, segments, score, report,
-                      seconds, counts)
+                      seconds, counts, psi_summary)
 
 
 _SQL_OK = ("SELECT a.tier, COUNT(DISTINCT a.entity_id) AS people, AVG(a.miles_flown) AS "
@@ -388,6 +412,48 @@ _SQL_OK = ("SELECT a.tier, COUNT(DISTINCT a.entity_id) AS people, AVG(a.miles_fl
            "ON a.entity_id = b.entity_id GROUP BY a.tier ORDER BY people DESC")
 _SQL_REFUSED = ("SELECT a.tier, b.spend, COUNT(DISTINCT a.entity_id) AS people FROM airline a "
                 "JOIN brand b ON a.entity_id = b.entity_id GROUP BY a.tier, b.spend")
+
+
+def _psi(walk: _Walk, lay: Layout, cid: str, hmac: dict[str, Any] | None) -> dict[str, Any]:
+    """The same parties matched by ECDH PSI: no shared secret, each blinds with its own key."""
+    walk.title("The same match without a shared secret (ECDH private set intersection)")
+    walk.say("fresh key pairs; each party blinds its own emails and phones, the other blinds "
+             "them again, and only the engine sees the doubly blinded values")
+    for party in ("airline", "brand"):
+        walk.run(["keys", "pair"], ["--out", getattr(lay, f"{party}_psi_prefix")])
+    for party in ("airline", "brand"):
+        args: list[Any] = [getattr(lay, f"{party}_csv"), "--party", party,
+                           "--key", getattr(lay, f"{party}_psi_key"), "--collaboration-id", cid]
+        for kind in PSI_RULES:
+            args += ["--id", f"{kind}={kind}"]
+        for a in _ATTRIBUTES[party]:
+            args += ["--attr", a]
+        args += ["--profile", PROFILE, "--region", "US",
+                 "--out-round1", getattr(lay, f"{party}_r1"),
+                 "--out-attrs", getattr(lay, f"{party}_attrs")]
+        walk.run(["psi", "blind"], args)
+    for me, them in (("airline", "brand"), ("brand", "airline")):
+        walk.run(["psi", "reblind"], [getattr(lay, f"{them}_r1"),
+                                      "--key", getattr(lay, f"{me}_psi_key"),
+                                      "--out", getattr(lay, f"{them}_r2")])
+    for me, them in (("airline", "brand"), ("brand", "airline")):
+        walk.run(["psi", "finish"], ["--round2", getattr(lay, f"{me}_r2"),
+                                     "--attrs", getattr(lay, f"{me}_attrs"), "--party", me,
+                                     "--peer-round2", getattr(lay, f"{them}_r2"),
+                                     "--out", getattr(lay, f"psi_{me}_tokens")])
+    write_bytes_atomic(lay.psi_collab, collaboration_toml(cid, PSI_RULES).encode())
+    write_bytes_atomic(lay.psi_airline_policy, airline_policy(PSI_RULES).encode())
+    write_bytes_atomic(lay.psi_brand_policy, brand_policy(PSI_RULES).encode())
+    walk.say("cleanroom-psi/: the same collaboration and policies, matching on email and phone")
+    doc = json.loads(walk.run(["overlap"], [lay.psi_collab, "--as", "airline", "--json"],
+                              show_output=False))
+    _print_summary(walk, doc)
+    both = (doc.get("overlap") or {}).get("entities")
+    ref = ((hmac or {}).get("overlap") or {}).get("entities")
+    if isinstance(both, int) and isinstance(ref, int):
+        walk.say(f"keyed tokens found {ref:,} with name + date of birth as a third key; PSI on "
+                 f"email and phone alone finds {both:,}")
+    return doc
 
 
 def _print_summary(walk: _Walk, s: dict[str, Any]) -> None:

@@ -150,3 +150,31 @@ def test_a_missing_part_stops_the_walk_through_there_and_says_so(tmp_path, monke
     assert doc["stopped_at"].startswith("An analyst asks in SQL")
     assert doc["report"] is None and doc["summary"]["tables"]  # the steps before did run
     assert "cleanroom audit verify" not in result.output
+
+
+def test_psi_finds_exactly_what_keyed_tokens_find_on_the_same_keys(tmp_path):
+    from cleanroom._demo import PSI_RULES, airline_policy, brand_policy, collaboration_toml
+
+    out = tmp_path / "psi"
+    result = CliRunner().invoke(main, ["demo", "--rows", str(ROWS), "--out", str(out), "--psi",
+                                       "--json"])
+    assert result.exit_code == 0, result.output
+    assert "$ cleanroom psi blind " in result.output and "$ cleanroom psi finish " in result.output
+    psi = json.loads(result.output.rstrip("\n").splitlines()[-1])["psi_summary"]
+    # the keyed-token files of the same run, matched on the same two keys
+    same = tmp_path / "same"
+    same.mkdir()
+    for party in ("airline", "brand"):
+        (same / f"{party}.tokens.parquet").write_bytes(
+            (out / "cleanroom" / f"{party}.tokens.parquet").read_bytes())
+    cid = json.loads((out / "airline" / "secret.json").read_text())["collaboration_id"]
+    (same / "collaboration.toml").write_text(collaboration_toml(cid, PSI_RULES))
+    (same / "airline.policy.toml").write_text(airline_policy(PSI_RULES))
+    (same / "brand.policy.toml").write_text(brand_policy(PSI_RULES))
+    ov = CliRunner().invoke(main, ["overlap", str(same / "collaboration.toml"), "--as",
+                                   "airline", "--json"])
+    assert ov.exit_code == 0, ov.output
+    hmac = json.loads(ov.output)
+    for key in ("tables", "overlap", "match_rate", "links_by_rule"):
+        assert psi[key] == hmac[key], key
+    assert psi["overlap"]["entities"] > 50

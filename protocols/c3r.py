@@ -23,6 +23,8 @@ from ._c3r_core import (
     SEALED_PREFIX,
     DataType,
     Pad,
+    SealedDecimal,
+    SealedTimestamp,
     Settings,
     normalize_header,
 )
@@ -44,6 +46,8 @@ __all__ = [
     "SEALED_PREFIX",
     "SECRET_ENV",
     "Schema",
+    "SealedDecimal",
+    "SealedTimestamp",
     "Settings",
     "decrypt_file",
     "encrypt_file",
@@ -125,7 +129,10 @@ def unseal_bytes(value: str, *, secret: bytes, salt: str) -> bytes:
 
 def unseal(value: str | None, *, secret: bytes, salt: str, column: str | None = None,
            settings: Settings | None = None) -> object:
-    """Decrypt a C3R sealed value back to its Python value (str, int, bool, date, float or None).
+    """Decrypt a C3R sealed value to its Python value (str, int, bool, date, float or None).
+
+    Values sealed from Parquet DECIMAL / TIMESTAMP columns come back as SealedDecimal /
+    SealedTimestamp (value plus the metadata C3R stores with it).
 
     Wrong key or tampered data raise DecryptionError without detail. `column` and `settings`
     are accepted for symmetry with `seal` and are not needed: the IV travels in the value.

@@ -79,7 +79,7 @@ class Plan:
 
 
 # -- tree building -----------------------------------------------------------------------
-def _rewrite(expr: Any, groups: dict[str, int], aggs: dict[str, int]) -> Any:
+def _rewrite(expr: Any, groups: dict[str, int], aggs: dict[str, str]) -> Any:
     """Replace GROUP BY expressions by _cr_g<i> and aggregates by _cr_a<j>."""
     if isinstance(expr, dict):
         if expr.get("class"):
@@ -87,7 +87,7 @@ def _rewrite(expr: Any, groups: dict[str, int], aggs: dict[str, int]) -> Any:
             if key in groups:
                 return col(f"{_RESERVED}g{groups[key]}")
             if is_aggregate(expr):
-                return col(f"{_RESERVED}a{aggs[key]}")
+                return col(aggs[key])
             if expr.get("class") == "COLUMN_REF":
                 raise CleanroomBug("ungrouped column survived the check")
         return {k: v if k == "type_expr" else _rewrite(v, groups, aggs) for k, v in expr.items()}
@@ -155,13 +155,15 @@ def plan(query: CheckedQuery, con: duckdb.DuckDBPyConnection, groups_table: str)
     found: dict[str, Node] = {}
     for e in (*query.select, query.having, *(o["expression"] for o in query.orders)):
         _collect_aggregates(e, found)
-    aggs = {k: j for j, k in enumerate(found)}
-    inner = node_of("SELECT a FROM t GROUP BY a")
     counter = node_of("SELECT count(DISTINCT a)")["select_list"][0]
     counter["arguments"][0]["expression"] = col(query.aliases[0], "entity_id")
+    # The analyst's own identical count, if any, is the hidden count: computed once.
+    aggs = {k: f"{_RESERVED}n" if k == canon(counter) else f"{_RESERVED}a{j}"
+            for j, k in enumerate(found)}
+    inner = node_of("SELECT a FROM t GROUP BY a")
     inner["select_list"] = (
         [aliased(try_(g), f"{_RESERVED}g{i}") for i, g in enumerate(query.groups)]
-        + [aliased(a, f"{_RESERVED}a{j}") for j, a in enumerate(found.values())]
+        + [aliased(a, aggs[k]) for k, a in found.items() if aggs[k] != f"{_RESERVED}n"]
         + [aliased(counter, f"{_RESERVED}n")])
     inner["from_table"] = copy.deepcopy(query.from_table)
     inner["where_clause"] = None if query.where is None else try_(query.where)

@@ -36,12 +36,13 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from protocols import atomic_path
+from protocols import CleanroomError, atomic_path
 
 from ._sql import Sql, execute, quote_ident
 
 ALGORITHM = "cleanroom-resolve/v2"
 NODE_SHIFT = 40
+MAX_TABLES = 64
 _STATS_KEY = b"cleanroom_resolution"
 
 
@@ -143,7 +144,7 @@ def _memberships_sql(tables: Sequence[ResolveInput], rules: Sequence[str]) -> Sq
     if not parts:
         parts.append("SELECT NULL::UTINYINT t, NULL::BIGINT node, NULL::UTINYINT r, "
                      "NULL::BLOB tok WHERE false")
-    return Sql("CREATE TEMP TABLE _cr_memb AS " + " UNION ALL ".join(parts), tuple(params))
+    return Sql("(" + " UNION ALL ".join(parts) + ")", tuple(params))
 
 
 def scramble_sql(expr: str, key: Sequence[int]) -> str:
@@ -173,38 +174,56 @@ def _compute(
     target: Path,
 ) -> Resolution:
     n = len(tables)
-    for name in ("_cr_memb", "_cr_keys", "_cr_edges", "_cr_lab", "_cr_new", "_cr_ent"):
+    if n > MAX_TABLES:
+        raise CleanroomError(f"entity resolution handles at most {MAX_TABLES} tables, not {n}")
+    for name in ("_cr_keys", "_cr_big", "_cr_bigk", "_cr_edges", "_cr_lab", "_cr_new",
+                 "_cr_comp", "_cr_ent"):
         execute(con, f"DROP TABLE IF EXISTS {quote_ident(name)}")
-    execute(con, _memberships_sql(tables, rules))
+    memb = _memberships_sql(tables, rules)
+    shift = NODE_SHIFT
+    # Keys shared by at least two records: how many, the smallest and the largest record.
+    execute(con, Sql(f"CREATE TEMP TABLE _cr_keys AS SELECT r, count(*) AS k, min(node) AS a, "
+                     f"max(node) AS b FROM {memb.text} GROUP BY r, tok HAVING count(*) > 1",
+                     memb.params))
+    # Keys of more than two records (rare): all their records, from a second scan.
+    execute(con, Sql(
+        f"CREATE TEMP TABLE _cr_big AS WITH m AS {memb.text}, "
+        "kt AS (SELECT m.r, m.tok, m.node AS a FROM m JOIN _cr_keys k "
+        "ON m.node = k.a AND m.r = k.r WHERE k.k > 2) "
+        "SELECT kt.a, kt.r, m.node, m.t FROM m JOIN kt ON m.r = kt.r AND m.tok = kt.tok",
+        memb.params))
     per_table = ", ".join(f"count(*) FILTER (WHERE t = {i}) AS c{i}" for i in range(n))
     over = " OR ".join(f"c{i} > ?" for i in range(n))
     spread = " + ".join(f"CAST(c{i} > 0 AS INTEGER)" for i in range(n))
-    # Keys shared by at least two records: their smallest and largest record, the tables they
-    # span, and whether they are over-shared (more than `cap` records in one table).
     execute(con, Sql(
-        f"CREATE TEMP TABLE _cr_keys AS SELECT r, a, b, k, ({spread}) AS spans, "
-        f"({over}) AS ignored FROM (SELECT r, min(node) AS a, max(node) AS b, count(*) AS k, "
-        f"{per_table} FROM _cr_memb GROUP BY r, tok HAVING count(*) > 1)", tuple([cap] * n)))
+        f"CREATE TEMP TABLE _cr_bigk AS SELECT a, r, k, ({spread}) AS spans, "
+        f"({over}) AS ignored FROM (SELECT a, r, count(*) AS k, {per_table} FROM _cr_big "
+        "GROUP BY a, r)", tuple([cap] * n)))
+    # Two-record keys: over-shared only if both records are in one table and cap < 2.
+    same = f"(a >> {shift}) = (b >> {shift})"
     ignored = {rule: {"tokens": 0, "records": 0} for rule in rules}
-    for r, ntok, nrec in execute(con, "SELECT r, count(*), sum(k) FROM _cr_keys WHERE ignored "
-                                      "GROUP BY r").fetchall():
+    for r, ntok, nrec in execute(con, Sql(
+            f"SELECT r, count(*), sum(k) FROM (SELECT r, k FROM _cr_keys WHERE k = 2 AND {same} "
+            "AND ? < 2 UNION ALL SELECT r, k FROM _cr_bigk WHERE ignored) GROUP BY r",
+            (cap,))).fetchall():
         ignored[rules[r]] = {"tokens": int(ntok), "records": int(nrec)}
     # Edges: (a, b) for two-record keys; a star from the smallest record for bigger keys.
-    execute(con, "CREATE TEMP TABLE _cr_edges AS "
-                 "SELECT a, b, r, spans FROM _cr_keys WHERE NOT ignored AND k = 2 "
-                 "UNION ALL SELECT big.a, m.node AS b, big.r, big.spans FROM "
-                 "(SELECT k.a, k.r, k.spans, m0.tok FROM _cr_keys k JOIN _cr_memb m0 "
-                 " ON m0.node = k.a AND m0.r = k.r WHERE NOT k.ignored AND k.k > 2) big "
-                 "JOIN _cr_memb m ON m.r = big.r AND m.tok = big.tok WHERE m.node <> big.a")
-    execute(con, "DROP TABLE _cr_memb")
-    execute(con, "DROP TABLE _cr_keys")
+    execute(con, Sql(
+        "CREATE TEMP TABLE _cr_edges AS "
+        f"SELECT a, b, r, NOT {same} AS spans FROM _cr_keys WHERE k = 2 AND NOT ({same} AND ? < 2)"
+        " UNION ALL SELECT g.a, g.node AS b, g.r, k.spans > 1 AS spans FROM _cr_big g "
+        "JOIN _cr_bigk k USING (a, r) WHERE NOT k.ignored AND g.node <> g.a", (cap,)))
+    for name in ("_cr_keys", "_cr_big", "_cr_bigk"):
+        execute(con, f"DROP TABLE {quote_ident(name)}")
     execute(con, "CREATE TEMP TABLE _cr_lab AS SELECT x AS node, min(y) AS lab FROM "
                  "(SELECT a AS x, a AS y FROM _cr_edges UNION ALL SELECT b, a FROM _cr_edges) "
                  "GROUP BY x")
     rounds = 1
-    while True:
+    while execute(con, "SELECT count(*) FROM _cr_edges e JOIN _cr_lab x ON x.node = e.a "
+                       "JOIN _cr_lab y ON y.node = e.b WHERE x.lab <> y.lab").fetchone()[0]:
         # Each record takes the smallest label among itself and its neighbours, then jumps
-        # to its label's label. Labels only decrease; stop when none changes.
+        # to its label's label. Labels only decrease; at the fixpoint every edge's two ends
+        # agree, so each component carries its smallest record.
         execute(con, "CREATE OR REPLACE TEMP TABLE _cr_new AS "
                      "WITH e AS (SELECT a AS x, b AS y FROM _cr_edges "
                      "UNION ALL SELECT b, a FROM _cr_edges), "
@@ -214,39 +233,39 @@ def _compute(
                      "JOIN c USING (node)) "
                      "SELECT a.node, least(a.lab, coalesce(b.lab, a.lab)) AS lab "
                      "FROM nl a LEFT JOIN nl b ON b.node = a.lab")
-        changed = execute(con, "SELECT count(*) FROM _cr_new n JOIN _cr_lab o USING (node) "
-                               "WHERE n.lab <> o.lab").fetchone()[0]
         execute(con, "DROP TABLE _cr_lab")
         execute(con, "ALTER TABLE _cr_new RENAME TO _cr_lab")
         rounds += 1
-        if not changed:
-            break
+    # Components: the tables they span (bit mask) and the first rule linking across tables.
+    execute(con, "CREATE TEMP TABLE _cr_comp AS "
+                 "WITH rule AS (SELECT l.lab, min(e.r) AS rule FROM _cr_edges e "
+                 "JOIN _cr_lab l ON l.node = e.a WHERE e.spans GROUP BY l.lab) "
+                 f"SELECT c.lab, c.mask, rule.rule FROM (SELECT lab, "
+                 f"bit_or(CAST(1 AS UBIGINT) << CAST(node >> {shift} AS UBIGINT)) AS mask "
+                 "FROM _cr_lab GROUP BY lab) c LEFT JOIN rule USING (lab)")
+    execute(con, "DROP TABLE _cr_edges")
     # The entity map of linked records only; every other record is its own entity.
     scramble = new_scramble_key()
-    execute(con, Sql(
-        "CREATE TEMP TABLE _cr_ent AS "
-        "WITH rule AS (SELECT l.lab, min(e.r) AS rule FROM _cr_edges e "
-        "JOIN _cr_lab l ON l.node = e.a WHERE e.spans > 1 GROUP BY l.lab), "
-        f"spread AS (SELECT lab, count(DISTINCT node >> {NODE_SHIFT}) AS n_tables "
-        "FROM _cr_lab GROUP BY lab) "
-        f"SELECT CAST(l.node >> {NODE_SHIFT} AS UTINYINT) AS t, "
-        f"l.node & {(1 << NODE_SHIFT) - 1} AS rn, {scramble_sql('l.lab', scramble)} AS entity_id,"
-        " CAST(spread.n_tables AS UTINYINT) AS n_tables, CAST(rule.rule AS UTINYINT) AS rule "
-        "FROM _cr_lab l JOIN spread USING (lab) LEFT JOIN rule USING (lab)"))
-    execute(con, "DROP TABLE _cr_edges")
-    execute(con, "DROP TABLE _cr_lab")
-    linked = {int(t): (int(r), int(e)) for t, r, e in execute(
-        con, "SELECT t, count(*), count(DISTINCT entity_id) FROM _cr_ent GROUP BY t").fetchall()}
-    tstats = {}
-    for i, t in enumerate(tables):
-        lrows, lents = linked.get(i, (0, 0))
-        tstats[t.name] = {"rows": t.rows, "entities": t.rows - lrows + lents}
-    by_rule = dict(execute(con, Sql(
-        "SELECT rule, count(DISTINCT entity_id) FROM _cr_ent WHERE n_tables = ? "
-        "AND rule IS NOT NULL GROUP BY rule", (n,))).fetchall())
+    execute(con, "CREATE TEMP TABLE _cr_ent AS "
+                 f"SELECT CAST(l.node >> {shift} AS UTINYINT) AS t, "
+                 f"l.node & {(1 << shift) - 1} AS rn, {scramble_sql('l.lab', scramble)} "
+                 "AS entity_id, CAST(bit_count(c.mask) AS UTINYINT) AS n_tables, "
+                 "CAST(c.rule AS UTINYINT) AS rule FROM _cr_lab l JOIN _cr_comp c USING (lab)")
+    all_tables = (1 << n) - 1
+    linked_rows = dict(execute(con, f"SELECT node >> {shift}, count(*) FROM _cr_lab "
+                                    "GROUP BY ALL").fetchall())
+    masks = ", ".join(f"count(*) FILTER (WHERE mask & {1 << i} <> 0)" for i in range(n))
+    linked_ents = execute(con, f"SELECT {masks} FROM _cr_comp").fetchone()
+    tstats = {t.name: {"rows": t.rows, "entities": t.rows - int(linked_rows.get(i, 0))
+                       + int(linked_ents[i] or 0)} for i, t in enumerate(tables)}
+    by_rule = dict(execute(con, Sql("SELECT rule, count(*) FROM _cr_comp WHERE mask = ? "
+                                    "AND rule IS NOT NULL GROUP BY rule", (all_tables,)))
+                   .fetchall())
     links = {rule: int(by_rule.get(i, 0)) for i, rule in enumerate(rules)}
-    overlap = execute(con, Sql("SELECT count(DISTINCT entity_id) FROM _cr_ent "
-                               "WHERE n_tables = ?", (n,))).fetchone()[0]
+    overlap = execute(con, Sql("SELECT count(*) FROM _cr_comp WHERE mask = ?",
+                               (all_tables,))).fetchone()[0]
+    execute(con, "DROP TABLE _cr_lab")
+    execute(con, "DROP TABLE _cr_comp")
     res = Resolution(path=target, cache_key=key, tables=tstats, overlap_entities=int(overlap),
                      links_by_rule=links, ignored_tokens=ignored, rounds=rounds,
                      scramble=scramble)

@@ -80,6 +80,15 @@ _EXPR_KEYS = {
     "FUNCTION": {"function_name", "arguments", "qualified_name", "is_operator", "distinct",
                  "order_bys", "is_legacy_function_call"},
 }
+_REF_COMMON = {"type", "alias", "sample", "query_location", "query_location_length"}
+_REF_KEYS = {
+    "BASE_TABLE": _REF_COMMON | {"schema_name", "table_name", "column_name_alias",
+                                 "catalog_name", "at_clause", "qualified_name"},
+    "JOIN": _REF_COMMON | {"left", "right", "condition", "join_type", "ref_type", "using_columns",
+                           "delim_flipped", "duplicate_eliminated_columns", "is_implicit",
+                           "ranking_expression", "nearest_count", "nearest_order_type",
+                           "nearest_approx"},
+}
 _REFUSED_CLASSES = {
     "SUBQUERY": ("subquery", "subqueries are not allowed"),
     "WINDOW": ("window_function", "window functions (OVER) are not allowed"),
@@ -211,6 +220,11 @@ class _Checker:
     def from_clause(self, ref: Node) -> list[str]:
         """Check a table reference; return the aliases it brings into scope."""
         rtype = ref.get("type")
+        if rtype in _REF_KEYS:
+            extra = [k for k, v in ref.items() if k not in _REF_KEYS[rtype] and not is_empty(v)]
+            if extra:
+                self.refuse("unsupported_sql", f"unsupported FROM feature {safe_name(extra[0])}")
+                return []
         if rtype == "BASE_TABLE":
             return self.base_table(ref)
         if rtype == "JOIN":

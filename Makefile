@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/cleanroom demo
 
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(if $(QUICK),--quick,)
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet ruff

@@ -194,3 +194,12 @@ def test_cli_refusal_is_one_line_exit_3(room, sql, rule):
     lines = res.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: refused by rule ")
     assert rule in lines[0]
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT COUNT(*) AS n FROM airline /* ; SELECT email FROM airline */",
+    "SELECT COUNT(*) AS n FROM airline -- ; COPY airline TO 'x.csv'",
+])
+def test_comments_are_not_statements(room, sql):
+    r = run_query(room, "airline", sql)
+    assert r.columns == ("n",) and [tuple(x) for x in r.rows] == [(122,)]

@@ -224,6 +224,12 @@ def test_a_changed_collaboration_is_refused(flow):
                "--peer-round2", flow["a_r2"], "--out", d / "x.parquet", ok=False)
     assert res.exit_code == 1
     assert "collaboration id differs" in res.output
+    # its canary differs too, so its fingerprint cannot equal the airline's: the engine refuses
+    _run("psi", "finish", "--round2", r2, "--attrs", attrs, "--party", "brand",
+         "--out", d / "brand-other.tokens.parquet")
+    other_m = protocols.read_manifest(d / "brand-other.tokens.parquet")
+    assert other_m.key_fingerprint != protocols.read_manifest(flow["a_tok"]).key_fingerprint
+    assert _token_pairs(flow["a_tok"], d / "brand-other.tokens.parquet", "email") == set()
     # a round-2 file joined with another party's attribute file is refused too
     res = _run("psi", "finish", "--round2", flow["a_r2"], "--attrs", flow["b_attrs"],
                "--party", "airline", "--out", d / "x.parquet", ok=False)

@@ -12,7 +12,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
 
-from ._email import PLACEHOLDER_ADDRESSES, PLACEHOLDER_DOMAINS, PLACEHOLDER_LOCALS
+from ._email import (
+    GMAIL_GOOGLE,
+    GMAIL_UID2,
+    PLACEHOLDER_ADDRESSES,
+    PLACEHOLDER_DOMAINS,
+    PLACEHOLDER_LOCALS,
+)
 from ._phone import PLACEHOLDER_NUMBERS
 
 # Trimmed here: a subset of what str.strip() removes, so a value that still matches a pattern
@@ -43,8 +49,9 @@ FastResult = tuple[pa.BooleanArray, pa.StringArray, pa.StringArray]
 
 def fast_path(kind: str, profile: str, region: str | None, arr: pa.StringArray) -> FastResult | None:
     """The fast path for this kind/profile/region over `arr`, or None when there is none."""
-    if kind == "email" and profile == "strict":
-        return _email_strict(arr)
+    if kind == "email":
+        return {"strict": _email_strict, "uid2": _email_uid2, "google": _email_google,
+                "meta": _email_meta}[profile](arr)  # fmt: skip
     if kind == "phone" and region in _NANP_REGIONS:
         return _phone_nanp(arr, profile)
     return None
@@ -69,6 +76,83 @@ def _email_strict(arr: pa.StringArray) -> FastResult:
         ),
     )
     return decided, *_with_placeholders(address, placeholder)
+
+
+# Printable ASCII: the profiles' own rules reduce to Arrow's ASCII kernels on such text.
+_PRINTABLE = r"^[\x20-\x7e]+$"
+_PRINTABLE_OR_SPACE = r"^[\x20-\x7e\t\n\r\x0b\x0c]+$"
+_META_SHAPE = r"^.+@.+\..+"
+
+
+def _email_meta(arr: pa.StringArray) -> FastResult:
+    """Trim, lowercase; Meta's shape check. Blank values are left to the reference (`empty`)."""
+    trimmed = pc.utf8_trim(arr, characters=_ASCII_SPACE)
+    decided = pc.fill_null(pc.match_substring_regex(trimmed, _PRINTABLE), False)
+    lowered = pc.ascii_lower(trimmed)
+    ok = pc.fill_null(pc.match_substring_regex(lowered, _META_SHAPE), False)
+    return decided, *_valid_or(lowered, ok, "syntax")
+
+
+def _email_google(arr: pa.StringArray) -> FastResult:
+    """All whitespace removed, lowercase, gmail.com/googlemail.com without dots and +tag."""
+    printable = pc.fill_null(pc.match_substring_regex(arr, _PRINTABLE_OR_SPACE), False)
+    text = pc.ascii_lower(pc.replace_substring_regex(arr, r"[ \t\n\r\x0b\x0c]+", ""))
+    decided = _all(printable, pc.greater(pc.binary_length(text), 0))
+    parts = pc.split_pattern(text, "@")
+    two = pc.fill_null(pc.equal(pc.list_value_length(parts), 2), False)
+    local = pc.list_element(pc.if_else(two, parts, pa.scalar(["", ""], parts.type)), 0)
+    domain = pc.list_element(pc.if_else(two, parts, pa.scalar(["", ""], parts.type)), 1)
+    return decided, *_aliased(local, domain, two, GMAIL_GOOGLE, local_first=True)
+
+
+def _email_uid2(arr: pa.StringArray) -> FastResult:
+    """The UID2 operator's rule on printable ASCII: leading spaces skipped, trailing domain
+    spaces dropped, A-Z lowered, exactly one @, gmail.com without dots and +tag."""
+    printable = pc.fill_null(pc.match_substring_regex(arr, _PRINTABLE), False)
+    text = pc.ascii_lower(pc.utf8_ltrim(arr, characters=" "))
+    decided = _all(printable, pc.greater(pc.binary_length(text), 0))
+    parts = pc.split_pattern(text, "@")
+    two = pc.fill_null(pc.equal(pc.list_value_length(parts), 2), False)
+    local = pc.list_element(pc.if_else(two, parts, pa.scalar(["", ""], parts.type)), 0)
+    domain = pc.utf8_rtrim(
+        pc.list_element(pc.if_else(two, parts, pa.scalar(["", ""], parts.type)), 1), characters=" "
+    )
+    return decided, *_aliased(local, domain, two, GMAIL_UID2, local_first=False)
+
+
+def _aliased(local, domain, one_at, gmail_domains, *, local_first: bool):
+    """local@domain with the gmail rule (dots and +tag dropped), and the reason the reference
+    gives: not one @ -> syntax; (google: empty local -> syntax;) empty domain -> domain;
+    empty local after the gmail rule -> syntax."""
+    typed_local_empty = pc.equal(pc.binary_length(local), 0)
+    is_gmail = pc.is_in(domain, value_set=pa.array(sorted(gmail_domains)))
+    base = pc.list_element(pc.split_pattern(local, "+", max_splits=1), 0)
+    gmail_local = pc.replace_substring(base, ".", "")
+    local = pc.if_else(is_gmail, gmail_local, local)
+    empty_local = pc.equal(pc.binary_length(local), 0)
+    empty_domain = pc.equal(pc.binary_length(domain), 0)
+    null = pa.scalar(None, pa.string())
+    syntax_first = pc.invert(one_at)
+    if local_first:
+        syntax_first = pc.or_(syntax_first, typed_local_empty)
+    reasons = pc.if_else(
+        syntax_first,
+        pa.scalar("syntax"),
+        pc.if_else(
+            empty_domain,
+            pa.scalar("domain"),
+            pc.if_else(empty_local, pa.scalar("syntax"), null),
+        ),
+    )
+    values = pc.if_else(
+        pc.is_null(reasons), pc.binary_join_element_wise(local, domain, "@"), null
+    )
+    return values, reasons
+
+
+def _valid_or(values, ok, reason: str) -> tuple[pa.StringArray, pa.StringArray]:
+    null = pa.scalar(None, pa.string())
+    return pc.if_else(ok, values, null), pc.if_else(ok, null, pa.scalar(reason))
 
 
 def _phone_nanp(arr: pa.StringArray, profile: str) -> FastResult:

@@ -71,6 +71,9 @@ def test_fast_paths_claim_the_common_shapes():
     emails = pa.array(["jane.doe@example.com", " John.Smith@GMail.com ", "élodie@exemple.fr"])
     decided, _, _ = fast_path("email", "strict", "US", emails)
     assert decided.to_pylist() == [True, True, False]
+    for profile in ("uid2", "google", "meta"):
+        decided, _, _ = fast_path("email", profile, "US", emails)
+        assert decided.to_pylist() == [True, True, False]
     phones = pa.array(["(650) 555-1212", "+1 650 555 1212", "650.555.1212", "+44 20 7183 8750"])
     for profile in normalize.PROFILES:
         decided, _, _ = fast_path("phone", profile, "US", phones)

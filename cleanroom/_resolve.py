@@ -176,22 +176,22 @@ def _compute(
     n = len(tables)
     if n > MAX_TABLES:
         raise CleanroomError(f"entity resolution handles at most {MAX_TABLES} tables, not {n}")
-    for name in ("_cr_keys", "_cr_big", "_cr_bigk", "_cr_edges", "_cr_lab", "_cr_new",
-                 "_cr_comp", "_cr_ent"):
+    for name in ("_cr_memb", "_cr_keys", "_cr_big", "_cr_bigk", "_cr_edges", "_cr_lab",
+                 "_cr_new", "_cr_comp", "_cr_ent"):
         execute(con, f"DROP TABLE IF EXISTS {quote_ident(name)}")
     memb = _memberships_sql(tables, rules)
     shift = NODE_SHIFT
+    execute(con, Sql(f"CREATE TEMP TABLE _cr_memb AS SELECT * FROM {memb.text}", memb.params))
     # Keys shared by at least two records: how many, the smallest and the largest record.
-    execute(con, Sql(f"CREATE TEMP TABLE _cr_keys AS SELECT r, count(*) AS k, min(node) AS a, "
-                     f"max(node) AS b FROM {memb.text} GROUP BY r, tok HAVING count(*) > 1",
-                     memb.params))
-    # Keys of more than two records (rare): all their records, from a second scan.
-    execute(con, Sql(
-        f"CREATE TEMP TABLE _cr_big AS WITH m AS {memb.text}, "
-        "kt AS (SELECT m.r, m.tok, m.node AS a FROM m JOIN _cr_keys k "
-        "ON m.node = k.a AND m.r = k.r WHERE k.k > 2) "
-        "SELECT kt.a, kt.r, m.node, m.t FROM m JOIN kt ON m.r = kt.r AND m.tok = kt.tok",
-        memb.params))
+    execute(con, "CREATE TEMP TABLE _cr_keys AS SELECT r, count(*) AS k, min(node) AS a, "
+                 "max(node) AS b FROM _cr_memb GROUP BY r, tok HAVING count(*) > 1")
+    # Keys of more than two records (rare): all their records.
+    execute(con, "CREATE TEMP TABLE _cr_big AS "
+                 "WITH kt AS (SELECT m.r, m.tok, m.node AS a FROM _cr_memb m JOIN _cr_keys k "
+                 "ON m.node = k.a AND m.r = k.r WHERE k.k > 2) "
+                 "SELECT kt.a, kt.r, m.node, m.t FROM _cr_memb m "
+                 "JOIN kt ON m.r = kt.r AND m.tok = kt.tok")
+    execute(con, "DROP TABLE _cr_memb")
     per_table = ", ".join(f"count(*) FILTER (WHERE t = {i}) AS c{i}" for i in range(n))
     over = " OR ".join(f"c{i} > ?" for i in range(n))
     spread = " + ".join(f"CAST(c{i} > 0 AS INTEGER)" for i in range(n))

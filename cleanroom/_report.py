@@ -23,6 +23,7 @@ from __future__ import annotations
 import html
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from string import Template
@@ -379,6 +380,10 @@ def write_report(data: Mapping[str, Any], out: str | os.PathLike[str]) -> None:
 
 
 # -- building the dict from a collaboration ---------------------------------------------------
+_STRING = re.compile(r"'(?:[^']|'')*'")
+_LONG_NUMBER = re.compile(r"\d{5,}")
+
+
 def _describe_request(request: Mapping[str, Any]) -> str:
     """What an audit entry asked, in a few words (no values beyond column names and SQL)."""
     name = str(request.get("analysis") or request.get("kind") or "request")
@@ -389,7 +394,8 @@ def _describe_request(request: Mapping[str, Any]) -> str:
             parts.append(f"{'by' if key == 'by' else 'with'} {', '.join(map(str, vals))}")
     sql = request.get("sql")
     if sql:
-        text = " ".join(str(sql).split())
+        # literals an analyst typed could be identifiers: the report shows the query's shape only
+        text = _LONG_NUMBER.sub("#", _STRING.sub("'…'", " ".join(str(sql).split())))
         parts.append(text if len(text) <= 90 else text[:87] + "…")
     return " ".join(parts)
 

@@ -226,3 +226,22 @@ def test_report_on_a_missing_collaboration_is_one_clear_line(tmp_path):
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "nope.toml" in lines[0]
     assert "Traceback" not in res.output and not (tmp_path / "r.html").exists()
+
+
+def test_literals_typed_in_analyst_sql_never_reach_the_report(collab, tmp_path):
+    from click.testing import CliRunner
+
+    from cleanroom import AuditLog
+    from cleanroom.cli import main
+
+    # the engine already logs literals as '?'; the report does not rely on it
+    AuditLog(collab.parent / "audit.jsonl").record(
+        member="airline", decision="refused", rule="column_role",
+        request={"analysis": "query", "sql": "SELECT a.tier FROM airline a WHERE a.tier = "
+                 "'jane.doe@example.com' AND a.phone_digits = 6505551212"})
+    out = tmp_path / "r.html"
+    res = CliRunner().invoke(main, ["report", str(collab), "--as", "airline", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    page = out.read_text("utf-8")
+    assert "query SELECT a.tier FROM airline a WHERE a.tier = &#x27;…&#x27;" in page
+    assert "jane.doe@example.com" not in page and "6505551212" not in page

@@ -229,3 +229,20 @@ def test_a_second_id_of_one_kind_gets_comparable_tokens(tmp_path):
         tokenize(src, tmp_path / "u.parquet", identifiers=[("email", "home_email"),
                                                            ("email", "work_email")],
                  match_keys=[("em", [("email", None)])])
+
+
+def test_a_bad_line_late_in_a_big_file_leaves_nothing(airline_csv, tmp_path, monkeypatch):
+    import protocols._readers as readers
+
+    monkeypatch.setattr(readers, "_CSV_BLOCK_BYTES", 4096)  # many blocks, as in a big file
+    lines = airline_csv.read_text().splitlines()
+    src = tmp_path / "late.csv"
+    src.write_text("\n".join(lines[:250] + ["x,y"] + lines[250:]) + "\n")
+    out = tmp_path / "t.parquet"
+    seen = []
+    with pytest.raises(protocols.InputError) as info:
+        tokenize(src, out, batch_rows=32, workers=2, progress=seen.append)
+    assert str(info.value) == (f"{src}, row 251: malformed CSV line: expected 10 fields, found 2 "
+                               "(check the delimiter and quotes)")
+    assert seen and seen[-1] < 250  # it failed part-way, after writing some batches
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["late.csv"]

@@ -57,7 +57,7 @@ def check_region(region: str | None) -> str | None:
 
 
 def text_input(kind: str, value: object) -> str:
-    """The value as a str: None and blank are `empty`; unencodable text (lone surrogates) is `encoding`."""
+    """The value as a str: None or blank is `empty`, text with lone surrogates is `encoding`."""
     if value is None:
         raise InvalidIdentifier(kind, "empty")
     if not isinstance(value, str):

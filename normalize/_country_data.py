@@ -116,5 +116,7 @@ ALPHA2, COUNTRY_LOOKUP = _build_countries()
 # States and provinces mapped to their postal codes, for the countries where that code is what
 # people and platforms use (US states, Canadian provinces).
 SUBDIVISIONS: dict[str, dict[str, str]] = {cc: _build_subdivisions(cc) for cc in ("US", "CA")}
-SUBDIVISIONS["US"].update({"virgin islands": "VI", "us virgin islands": "VI", "washington dc": "DC"})
+SUBDIVISIONS["US"].update(
+    {"virgin islands": "VI", "us virgin islands": "VI", "washington dc": "DC"}
+)
 SUBDIVISIONS["CA"].update({"quebec": "QC", "newfoundland": "NL", "yukon territory": "YT"})

@@ -34,14 +34,16 @@ _BY_KIND: dict[str, Normalizer] = {
 
 
 def normalizer(kind: str, profile: str = "strict", region: str | None = "US") -> Callable:
-    """The per-value function for one kind, profile and region, checked once (ValueError if unknown)."""
+    """The per-value function of one kind, profile and region, checked once (else ValueError)."""
     fn = _BY_KIND[check_kind(kind)]
     check_profile(profile)
     region = check_region(region)
     return lambda value: fn(value, profile, region)
 
 
-def normalize(kind: str, value: str | None, profile: str = "strict", region: str | None = "US") -> str:
+def normalize(
+    kind: str, value: str | None, profile: str = "strict", region: str | None = "US"
+) -> str:
     """The normalized `value` of identifier `kind`; raises InvalidIdentifier with a reason."""
     return normalizer(kind, profile, region)(value)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -63,7 +64,7 @@ GMAIL_UID2 = frozenset({"gmail.com"})
 GMAIL_GOOGLE = frozenset({"gmail.com", "googlemail.com"})
 
 # Every option spelled out, so no module-level default set elsewhere can change our output.
-_VALIDATOR_OPTIONS = dict(
+_VALIDATOR_OPTIONS: dict[str, Any] = dict(
     check_deliverability=False,
     allow_smtputf8=True,
     allow_empty_local=False,

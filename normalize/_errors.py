@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class InvalidIdentifier(ValueError):
-    """A value that cannot be normalized; `.kind` and a machine-readable `.reason`, never the value."""
+    """A value that cannot be normalized: `.kind`, a machine-readable `.reason`, never the value."""
 
     def __init__(self, kind: str, reason: str) -> None:
         self.kind, self.reason = kind, reason

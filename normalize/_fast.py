@@ -47,7 +47,9 @@ _EXTENSION = r" ?(?i:x|ext\.?) ?[0-9]{1,6}$"
 FastResult = tuple[pa.BooleanArray, pa.StringArray, pa.StringArray]
 
 
-def fast_path(kind: str, profile: str, region: str | None, arr: pa.StringArray) -> FastResult | None:
+def fast_path(
+    kind: str, profile: str, region: str | None, arr: pa.StringArray
+) -> FastResult | None:
     """The fast path for this kind/profile/region over `arr`, or None when there is none."""
     if kind == "email":
         return {"strict": _email_strict, "uid2": _email_uid2, "google": _email_google,

@@ -53,7 +53,7 @@ def maid(value: str | None, profile: str = "strict") -> str:
 
 
 def external_id(value: str | None, profile: str = "strict") -> str:
-    """A party's own customer ID: trimmed (strict also NFC), case kept; control characters refused."""
+    """A party's own customer ID: trimmed (strict: NFC), case kept, control characters refused."""
     kind = "external_id"
     check_profile(profile)
     value = text_input(kind, value)

@@ -1,4 +1,4 @@
-"""Phone normalization per profile: parse with phonenumbers and a default region, render per profile.
+"""Phone normalization per profile: parse with phonenumbers and a default region, then render.
 
 strict: accepted when `is_possible_number` (but not for a local-only number, which lacks its
 area code and so has no E.164 form), E.164 `+…`, placeholders (0000000000, 1234567890…)

@@ -38,7 +38,7 @@ def name(kind: str, value: str | None, profile: str = "strict") -> str:
 
 
 def street(value: str | None, profile: str = "strict") -> str:
-    """A street address line: strict collapses and drops punctuation; google lowercases and trims."""
+    """A street line: strict collapses spaces and drops punctuation; google lowercases, trims."""
     kind = "street"
     check_profile(profile)
     value = text_input(kind, value)
@@ -50,7 +50,7 @@ def street(value: str | None, profile: str = "strict") -> str:
 
 
 def city(value: str | None, profile: str = "strict") -> str:
-    """A city: strict as names; meta without spaces or punctuation; google lowercased and trimmed."""
+    """A city: strict as names; meta without spaces or punctuation; google lowercased, trimmed."""
     kind = "city"
     check_profile(profile)
     value = text_input(kind, value)

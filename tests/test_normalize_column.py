@@ -29,7 +29,8 @@ EMAILS = [
     "a" * 64 + "@example.com", "a" * 65 + "@example.com", "x@" + "a" * 63 + ".com",
     "x@" + "a" * 64 + ".com", "x@" + ".".join(["a" * 60] * 4) + ".com", "postmaster@Example.com",
     "user@mail.onion", "user@my.test", "user@Mail.LOCAL", "user@example.arpa", "+tag@gmail.com",
-    "@example.com", "jane@", "jane", "", "   ", None, "jane@example.com\x00", "ja\u200bne@example.com",
+    "@example.com", "jane@", "jane", "", "   ", None, "jane@example.com\x00",
+    "ja\u200bne@example.com",
     "\u00a0jane@example.com", "jane@example.com\u2028", "\x1fjane@example.com", "Ⓙane@example.com",
     "jane@ツ.ⓁⒾⒻⒺ", "ツ-test@joshdata.me", "jane@[192.0.2.1]", '"jane doe"@example.com',
     "jane\ud800@example.com", "JANE.DOE@EXAMPLE.COM", "jane.doe@example.com",
@@ -98,8 +99,9 @@ def _messy_email(rng: random.Random) -> str:
     last = rng.choice(["doe", "Smith", "müller", "NGUYEN", "", "o_brien"])
     sep = rng.choice([".", "", "_", "-", " ", ".."])
     tag = rng.choice(["", "", "+shop", "+1", "+a.b"])
-    domain = rng.choice(["gmail.com", "GMail.com", "googlemail.com", "example.com", "yahoo.co.uk",
-                         "Bücher.de", "outlook.com", "test", "mail.test", "ex--ample.com"])  # fmt: skip
+    domain = rng.choice(["gmail.com", "GMail.com", "googlemail.com", "example.com",
+                         "yahoo.co.uk", "Bücher.de", "outlook.com", "test", "mail.test",
+                         "ex--ample.com"])  # fmt: skip
     pad = rng.choice(["", " ", "\t", "\u00a0", "  "])
     return f"{pad}{first}{sep}{last}{tag}@{domain}{rng.choice(['', ' ', pad])}"
 

@@ -50,6 +50,8 @@ class Layout:
     root: Path
 
     def __getattr__(self, name: str) -> Path:
+        if name not in _FILES:
+            raise AttributeError(name)
         return self.root / _FILES[name]
 
 

@@ -89,6 +89,11 @@ _REF_KEYS = {
                            "ranking_expression", "nearest_count", "nearest_order_type",
                            "nearest_approx"},
 }
+_MODIFIER_KEYS = {
+    "ORDER_MODIFIER": {"type", "orders"},
+    "LIMIT_MODIFIER": {"type", "limit", "offset", "limit_type"},
+    "DISTINCT_MODIFIER": {"type", "distinct_on_targets"},
+}
 _REFUSED_CLASSES = {
     "SUBQUERY": ("subquery", "subqueries are not allowed"),
     "WINDOW": ("window_function", "window functions (OVER) are not allowed"),
@@ -147,6 +152,14 @@ class _Checker:
     def refuse(self, rule: str, message: str) -> None:
         self.violations[(rule, message)] = None
 
+    def only(self, node: Any, keys: set[str], what: str) -> bool:
+        """Refuse (and return False) if `node` carries anything beyond `keys`."""
+        extra = [k for k, v in node.items() if k not in keys and not is_empty(v)] \
+            if isinstance(node, dict) else ["(not an object)"]
+        if extra:
+            self.refuse("unsupported_sql", f"unsupported {what} feature {safe_name(extra[0])}")
+        return not extra
+
     def raise_if_refused(self) -> None:
         if self.violations:
             items = list(self.violations)
@@ -193,8 +206,11 @@ class _Checker:
         out: dict[str, Any] = {"orders": [], "limit": None, "offset": None, "distinct": False}
         for m in mods:
             mtype = m.get("type")
+            if not self.only(m, _MODIFIER_KEYS.get(mtype, set()), "query modifier"):
+                continue
             if mtype == "ORDER_MODIFIER":
                 for o in m.get("orders") or []:
+                    self.only(o, {"type", "null_order", "expression"}, "ORDER BY")
                     if o.get("type") not in ("ORDER_DEFAULT", "ASCENDING", "DESCENDING"):
                         self.refuse("unsupported_sql", "unsupported ORDER BY direction")
                     out["orders"].append(o)
@@ -288,7 +304,10 @@ class _Checker:
 
     def join_condition(self, cond: Any, left: list[str], right: list[str]) -> None:
         ok = isinstance(cond, dict) and cond.get("class") == "COMPARISON" \
-            and cond.get("type") == "COMPARE_EQUAL"
+            and cond.get("type") == "COMPARE_EQUAL" \
+            and self.only(cond, _EXPR_COMMON | _EXPR_KEYS["COMPARISON"], "join condition") \
+            and all(self.only(cond.get(k), _EXPR_COMMON | _EXPR_KEYS["COLUMN_REF"], "join column")
+                    for k in ("left", "right"))
         if ok:
             sides = [self.entity_side(cond.get(k)) for k in ("left", "right")]
             a, b = sides

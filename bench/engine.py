@@ -265,6 +265,7 @@ def main() -> None:
     for _ in range(base_runs):
         s, presult = run_pandas(one.parent)
         pand.append(s)
+    assert result is not None and presult is not None
     check_same(result, presult)
     print("answers equal: overlap "
           f"{result[0].overlap['entities']:,}, {len(result[1].segments)} tier segments")

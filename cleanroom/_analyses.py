@@ -174,7 +174,8 @@ def overlap(
 def _segments(room: CleanRoom, dims: Sequence[Dimension], mets: Sequence[Metric]) -> list[dict]:
     """All segment rows (before the threshold), as dicts keyed like the JSON output."""
     used = list(dict.fromkeys([d.table for d in dims] + [m.table for m in mets]))
-    ctes, params = [], []
+    ctes: list[str] = []
+    params: list[Any] = []
     for i, t in enumerate(used):
         cols = list(dict.fromkeys([d.column for d in dims if d.table == t]
                                   + [m.column for m in mets if m.table == t]))
@@ -232,7 +233,7 @@ def policy_report(room: CleanRoom) -> dict[str, Any]:
     members: dict[str, Any] = {}
     for mname, m in collab.members.items():
         per: dict[str, Any] = {}
-        for n, t in collab.tables.items():
+        for n in collab.tables:
             per[n] = _explain(room, mname, n, eff.minimum)
         members[mname] = {"can_query": m.can_query, "can_receive_results": m.can_receive_results,
                           "owns": list(collab.owned_by(mname)), "tables": per}

@@ -68,7 +68,9 @@ class AuditLog:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
-    def append(self, entry: Mapping[str, Any], *, now: _dt.datetime | None = None) -> dict[str, Any]:
+    def append(
+        self, entry: Mapping[str, Any], *, now: _dt.datetime | None = None
+    ) -> dict[str, Any]:
         """Append one entry (adds seq, time if absent, prev_sha256, sha256); return it."""
         bad = _RESERVED & set(entry)
         if bad:

@@ -32,7 +32,14 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from protocols import PROTOCOL_HMAC, PROTOCOL_PSI, ConfigError, InputError, ManifestMismatch, PolicyRefusal
+from protocols import (
+    PROTOCOL_HMAC,
+    PROTOCOL_PSI,
+    ConfigError,
+    InputError,
+    ManifestMismatch,
+    PolicyRefusal,
+)
 
 from ._audit import AuditLog
 from ._collab import Collaboration, Table

@@ -24,7 +24,7 @@ import os
 import tomllib
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 from protocols import ConfigError, Manifest
 
@@ -196,16 +196,15 @@ class Policy:
             aggregate_columns=aggs,
             output_constraints=cons,
             join_required=None if jr is None else _str(jr, file, "join_required").lower(),  # type: ignore[arg-type]
-            scalar_functions=tuple(s.upper() for s in _names(
-                data.get("scalar_functions", []), file, "scalar_functions")),  # type: ignore[misc]
+            scalar_functions=cast(tuple[ScalarFunction, ...], tuple(s.upper() for s in _names(
+                data.get("scalar_functions", []), file, "scalar_functions"))),
             list_columns=_names(data.get("list_columns", []), file, "list_columns"),
             disallowed_output_columns=_names(data.get("disallowed_output_columns", []), file,
                                              "disallowed_output_columns"),
             allowed_result_receivers=None if receivers is None else _names(
                 receivers, file, "allowed_result_receivers"),
-            allowed_join_operators=tuple(s.upper() for s in _names(
-                data.get("allowed_join_operators", ["AND"]), file,
-                "allowed_join_operators")),  # type: ignore[misc]
+            allowed_join_operators=cast(tuple[JoinOperator, ...], tuple(s.upper() for s in _names(
+                data.get("allowed_join_operators", ["AND"]), file, "allowed_join_operators"))),
             file=file,
         )
 

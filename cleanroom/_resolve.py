@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 from protocols import CleanroomError, atomic_path
 
-from ._sql import Sql, execute, quote_ident
+from ._sql import Sql, execute, fetch_one, quote_ident
 
 ALGORITHM = "cleanroom-resolve/v2"
 NODE_SHIFT = 40
@@ -219,8 +219,8 @@ def _compute(
                  "(SELECT a AS x, a AS y FROM _cr_edges UNION ALL SELECT b, a FROM _cr_edges) "
                  "GROUP BY x")
     rounds = 1
-    while execute(con, "SELECT count(*) FROM _cr_edges e JOIN _cr_lab x ON x.node = e.a "
-                       "JOIN _cr_lab y ON y.node = e.b WHERE x.lab <> y.lab").fetchone()[0]:
+    while fetch_one(con, "SELECT count(*) FROM _cr_edges e JOIN _cr_lab x ON x.node = e.a "
+                         "JOIN _cr_lab y ON y.node = e.b WHERE x.lab <> y.lab")[0]:
         # Each record takes the smallest label among itself and its neighbours, then jumps
         # to its label's label. Labels only decrease; at the fixpoint every edge's two ends
         # agree, so each component carries its smallest record.
@@ -255,15 +255,15 @@ def _compute(
     linked_rows = dict(execute(con, f"SELECT node >> {shift}, count(*) FROM _cr_lab "
                                     "GROUP BY ALL").fetchall())
     masks = ", ".join(f"count(*) FILTER (WHERE mask & {1 << i} <> 0)" for i in range(n))
-    linked_ents = execute(con, f"SELECT {masks} FROM _cr_comp").fetchone()
+    linked_ents = fetch_one(con, f"SELECT {masks} FROM _cr_comp")
     tstats = {t.name: {"rows": t.rows, "entities": t.rows - int(linked_rows.get(i, 0))
                        + int(linked_ents[i] or 0)} for i, t in enumerate(tables)}
     by_rule = dict(execute(con, Sql("SELECT rule, count(*) FROM _cr_comp WHERE mask = ? "
                                     "AND rule IS NOT NULL GROUP BY rule", (all_tables,)))
                    .fetchall())
     links = {rule: int(by_rule.get(i, 0)) for i, rule in enumerate(rules)}
-    overlap = execute(con, Sql("SELECT count(*) FROM _cr_comp WHERE mask = ?",
-                               (all_tables,))).fetchone()[0]
+    overlap = fetch_one(con, Sql("SELECT count(*) FROM _cr_comp WHERE mask = ?",
+                                 (all_tables,)))[0]
     execute(con, "DROP TABLE _cr_lab")
     execute(con, "DROP TABLE _cr_comp")
     res = Resolution(path=target, cache_key=key, tables=tstats, overlap_entities=int(overlap),

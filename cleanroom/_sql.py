@@ -81,6 +81,14 @@ def execute(
         raise CleanroomBug(f"engine SQL failed: {type(exc).__name__}") from None
 
 
+def fetch_one(con: duckdb.DuckDBPyConnection, sql: Sql | str) -> tuple[Any, ...]:
+    """Run a query that returns exactly one row and return that row."""
+    row = execute(con, sql).fetchone()
+    if row is None:
+        raise CleanroomBug("engine query returned no row")
+    return row
+
+
 def _first_line(exc: BaseException) -> str:
     """The first line of a DuckDB I/O message (file names only, never data)."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -195,7 +195,9 @@ _common_input = [
                  show_default=True, help="Normalization rules (strict, or a platform's)."),
     click.option("--region", default="US", show_default=True,
                  help="Default country (ISO code) for phone numbers without a +country code."),
-    click.option("--delimiter", default=",", show_default=True, help="CSV field delimiter."),
+    click.option("--delimiter", default=",", show_default=True,
+                 callback=lambda ctx, param, v: "\t" if v in ("\\t", "tab") else v,
+                 help="CSV field delimiter (`tab` or \\t for tabs)."),
     click.option("--encoding", default="utf-8", show_default=True,
                  help="Text encoding of a CSV input (e.g. latin-1, cp1252)."),
 ]
@@ -217,7 +219,7 @@ def _with_common(fn):  # type: ignore[no-untyped-def]
 @click.option("--match-key", "match_keys", type=_MatchKeyParam(), multiple=True,
               help="A token of several fields: NAME=KIND+KIND... (repeatable); a part is a "
                    "kind given with --id, or KIND:COLUMN.")
-@click.option("--attr", "attributes", multiple=True,
+@click.option("--attr", "attributes", multiple=True, metavar="COLUMN",
               help="A column to share in clear (segment, number); repeatable.")
 @click.option("--allow-identifying-attr", is_flag=True,
               help="Share an attribute even if its values look like emails or phones.")
@@ -269,7 +271,7 @@ def tokenize(input_path: str, party: str, secret_file: str,
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
 @click.option("--id", "identifiers", type=_IdentifierParam(), multiple=True, required=True,
               help="A column to normalize: KIND=COLUMN (repeatable), e.g. phone=Mobile.")
-@click.option("--keep", multiple=True,
+@click.option("--keep", multiple=True, metavar="COLUMN",
               help="A column to copy unchanged (e.g. your customer id); repeatable.")
 @_with_common
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),

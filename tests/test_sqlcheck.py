@@ -10,6 +10,8 @@ import tomllib
 import duckdb
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_query import AIRLINE_LIST, AIRLINE_POLICY, BRAND_LIST, BRAND_POLICY
 
 from cleanroom import Policy, PolicyRefusal, TableRules, check_sql
@@ -175,3 +177,23 @@ def test_list_query_equals_reference(con):
     got, _ = execute_checked(check_sql(sql, lists, "airline"), con)
     assert got.columns == ("tier", "s") and got.kind == "list"
     assert list(got.rows) == [tuple(r) for r in con.execute(sql).fetchall()]
+
+
+_TOKENS = ["SELECT", "DISTINCT", "COUNT(*)", "COUNT(DISTINCT entity_id)", "SUM(miles)", "tier",
+           "a.tier", "b.segment", "email", "entity_id", ",", "FROM", "airline", "airline a",
+           "brand b", "JOIN", "LEFT JOIN", "ON", "a.entity_id = b.entity_id", "WHERE",
+           "tier = 'gold'", "AND", "OR", "NOT", "(", ")", "GROUP BY", "1", "ALL", "HAVING",
+           "ORDER BY", "LIMIT", "UPPER(tier)", "CAST(tier AS INTEGER)", "+", "*", "'x'", "NULL",
+           "IN ('a', 'b')", "LIKE 'g%'", ";", "--", "/*", "*/", "\x00", "é", '"Tier"', "AS n"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(_TOKENS), min_size=1, max_size=20))
+def test_any_token_soup_is_refused_or_checked_never_crashes(tokens):
+    sql = " ".join(tokens)
+    try:
+        q = check_sql(sql, TABLES, "airline")
+    except PolicyRefusal as e:
+        assert e.rules and "\n" not in str(e)
+    else:
+        assert q.kind == "aggregation" and q.minimum in (5, 8)

@@ -259,6 +259,10 @@ class _Walk:
                 cmd.main(args=argv, prog_name=f"cleanroom {command[0]}", standalone_mode=False)
         except click.exceptions.NoSuchOption as exc:
             raise StepUnavailable(f"`cleanroom {' '.join(command)} {exc.option_name}`") from None
+        except click.UsageError as exc:
+            if "No such command" not in exc.format_message():
+                raise
+            raise StepUnavailable(f"`cleanroom {' '.join(command)}`") from None
         except PolicyRefusal as exc:
             if not expect_refusal:
                 raise
@@ -290,11 +294,11 @@ def _prepare(root: Path) -> Layout:
         (root / sub).mkdir(parents=True, exist_ok=True)
     from ._engine import CACHE_DIR
 
-    cache = root / "cleanroom" / CACHE_DIR
-    if cache.is_dir():
-        for f in cache.iterdir():
-            if f.is_file():
-                f.unlink()
+    for cache in (root / "cleanroom" / CACHE_DIR, root / "cleanroom-psi" / CACHE_DIR):
+        if cache.is_dir():
+            for f in cache.iterdir():
+                if f.is_file():
+                    f.unlink()
     write_bytes_atomic(root / _MARKER, b"directory written by `cleanroom demo`\n")
     return lay
 

@@ -334,12 +334,15 @@ def test_every_query_is_audited_without_identifiers(tmp_path):
                   "ON a.email = b.email WHERE a.tier = 'person7@example.com'")
     with pytest.raises(PolicyRefusal):
         run_query(path, "airline", "PRAGMA version")
+    with pytest.raises(PolicyRefusal):
+        run_query(path, "jane.doe@example.com", "SELECT COUNT(*) FROM airline")
     log = cleanroom.AuditLog(tmp_path / "audit.jsonl")
     log.verify()
     entries = log.entries()
     assert [(e["decision"], e["rule"]) for e in entries] == [
         ("accepted", "aggregation_threshold"), ("refused", "join_condition"),
-        ("refused", "single_select")]
+        ("refused", "single_select"), ("refused", "members")]
+    assert entries[-1]["member"] == "(not a member)"
     assert entries[0]["rows_returned"] == 1 and entries[0]["request"]["tables"] == ["airline"]
     assert entries[1]["request"]["rules"] == ["join_condition", "token_column"]
     text = (tmp_path / "audit.jsonl").read_text()

@@ -3,37 +3,18 @@
 from __future__ import annotations
 
 import csv
-import datetime as _dt
-import decimal
 import io
 import json
-import math
 from pathlib import Path
-from typing import Any
 
 import click
 
-from protocols import InputError
-
-from ._query import QueryResult, run_query, sql_from_file
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-friendly value: decimals as numbers, dates and times as ISO text."""
-    if isinstance(value, decimal.Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, _dt.date | _dt.datetime | _dt.time):
-        return value.isoformat()
-    if isinstance(value, bytes):  # never expected: the analyst views hold no binary column
-        raise InputError("binary values are not printed")
-    return value
+from ._query import QueryResult, json_value, run_query, sql_from_file
 
 
 def _table(result: QueryResult) -> str:
     cells = [[str(c) for c in result.columns]]
-    cells += [["" if v is None else str(_plain(v)) for v in row] for row in result.rows]
+    cells += [["" if v is None else str(json_value(v)) for v in row] for row in result.rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(result.columns))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
              for r in cells]
@@ -82,15 +63,13 @@ def query(collab: Path, as_member: str, sql: str | None, sql_file: str | None, a
     text = sql if sql is not None else sql_from_file(sql_file)  # type: ignore[arg-type]
     result = run_query(collab, as_member, text, memory_limit=memory_limit)
     if as_json:
-        doc = {"columns": list(result.columns),
-               "rows": [[_plain(v) for v in row] for row in result.rows]}
-        click.echo(json.dumps(doc, indent=2))
+        click.echo(json.dumps(result.to_dict(), indent=2))
     elif as_csv:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(result.columns)
         for row in result.rows:
-            w.writerow(["" if v is None else _plain(v) for v in row])
+            w.writerow(["" if v is None else json_value(v) for v in row])
         click.echo(buf.getvalue(), nl=False)
     else:
         click.echo(_table(result))

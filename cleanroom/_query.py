@@ -22,7 +22,10 @@ yields NULL instead.
 from __future__ import annotations
 
 import copy
+import datetime as _dt
+import decimal
 import hashlib
+import math
 import os
 import re
 import uuid
@@ -53,6 +56,19 @@ from ._sqltree import (
 _RESERVED = "_cr_"
 
 
+def json_value(value: Any) -> Any:
+    """A JSON-friendly value: decimals as numbers, dates and times as ISO text."""
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, _dt.date | _dt.datetime | _dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes):  # never expected: the analyst views hold no binary column
+        raise CleanroomBug("binary values are never output")
+    return value
+
+
 @dataclass(frozen=True)
 class QueryResult:
     """The answer to an analyst query: column names and rows (every row above the minimum)."""
@@ -65,7 +81,8 @@ class QueryResult:
 
     def to_dict(self) -> dict[str, Any]:
         """{"columns": [...], "rows": [[...], ...]} for `--json`."""
-        return {"columns": list(self.columns), "rows": [list(r) for r in self.rows]}
+        return {"columns": list(self.columns),
+                "rows": [[json_value(v) for v in r] for r in self.rows]}
 
 
 @dataclass(frozen=True)

@@ -304,6 +304,8 @@ def psi_blind_file(
     """Party step 1: normalize, hash to the curve and blind each identifier with `key`; write
     the round-1 file (for the other party) and the attribute file (for the engine only)."""
     kinds = [k for k, _ in ids]
+    if not party or not party.strip():
+        raise ConfigError("the party name must not be empty", key="--party")
     if not ids:
         raise ConfigError("give at least one identifier as KIND=COLUMN")
     if len(set(kinds)) != len(kinds):

@@ -93,12 +93,12 @@ def plan_token_columns(identifiers: Sequence[tuple[str, str]],
 
 
 def check_region(region: str) -> str:
-    """The region as normalize accepts it, or ConfigError naming the option."""
+    """The region in upper case once normalize accepts it, or ConfigError naming the option."""
     try:
         normalize.normalize_column("phone", pa.array([], pa.string()), region=region)
     except ValueError as exc:
         raise ConfigError(str(exc), key="--region") from None
-    return region
+    return region.strip().upper()
 
 
 def _check_kind(kind: str) -> None:

@@ -138,16 +138,6 @@ class _Plan:
     normalize_workers: int | None = None
 
 
-_CON: duckdb.DuckDBPyConnection | None = None
-
-
-def _connection() -> duckdb.DuckDBPyConnection:
-    global _CON
-    if _CON is None:
-        _CON = duckdb.connect(config={"threads": 1})
-    return _CON
-
-
 def _normalized(plan: _Plan, batch: pa.RecordBatch, kind: str, column: str,
                 cache: dict) -> tuple[pa.Array, pa.Array]:
     if (kind, column) not in cache:
@@ -179,7 +169,6 @@ def _match_reasons(kinds: Sequence[str], reasons: Sequence[pa.Array], bad: pa.Ar
 def tokenize_batch(plan: _Plan, batch: pa.RecordBatch) -> tuple[list[pa.Array], list[dict]]:
     """Normalize and tokenize one batch: token arrays and quality counts per token column."""
     cache: dict = {}
-    con = _connection()
     tokens, counts = [], []
     for col, key in zip(plan.columns, plan.keys, strict=True):
         if not col.match_key:
@@ -188,7 +177,7 @@ def tokenize_batch(plan: _Plan, batch: pa.RecordBatch) -> tuple[list[pa.Array], 
             pairs = [_normalized(plan, batch, kind, column, cache) for kind, column in col.parts]
             values, bad = join_match_parts([v for v, _ in pairs])
             reasons = _match_reasons(col.kinds, [r for _, r in pairs], bad)
-        tokens.append(hmac_tokens(key, values, con=con))
+        tokens.append(hmac_tokens(key, values))
         counts.append(count_reasons(reasons))
     return tokens, counts
 

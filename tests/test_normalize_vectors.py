@@ -10,6 +10,7 @@ import normalize
 
 SOURCES = [
     "uid2_normalization",
+    "uid2_operator_tests",
     "meta_customer_information",
     "platform_profiles",
     "email_validator_readme",
@@ -35,6 +36,12 @@ def test_vector_is_rejected_with_reason(case):
         _run(case)
     assert info.value.reason == case["reason"]
     assert case["input"] not in str(info.value)
+
+
+@pytest.mark.parametrize("case", [c for c in ALL if c.values[0].get("invalid")])
+def test_vector_is_rejected(case):
+    with pytest.raises(normalize.InvalidIdentifier):
+        _run(case)
 
 
 @pytest.mark.parametrize("case", [c for c in ALL if "sha256_hex" in c.values[0]])
@@ -70,3 +77,5 @@ def test_column_api_agrees_with_every_vector(profile):
                 assert (value, reason) == (case["expected"], None), case["id"]
             elif "reason" in case:
                 assert (value, reason) == (None, case["reason"]), case["id"]
+            elif case.get("invalid"):
+                assert value is None and reason, case["id"]

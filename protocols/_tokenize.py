@@ -1,8 +1,8 @@
 """tokenize_file: a party's extract in, a token file (Parquet + manifest) and a quality report out.
 
 The input is read in bounded batches; each batch is normalized with the column API of
-`normalize` and tokenized with HMAC-SHA256 in DuckDB (`_tokens.hmac_tokens`), in a pool of
-worker processes when the file spans several batches. Each output batch gets random 64-bit
+`normalize` and tokenized with HMAC-SHA256 (`_tokens.hmac_tokens`), in a pool of worker
+processes (one per core) when the file spans several batches. Each output batch gets random 64-bit
 row ids and is shuffled, so neither the ids nor the file order reveal the input order.
 Duplicate counts ("rows sharing a token") are computed at the end by DuckDB over a side file
 of tokens, so memory stays bounded whatever the number of rows.

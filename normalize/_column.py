@@ -1,7 +1,7 @@
 """normalize_column: a whole column at once, equal to the per-value functions on every input.
 
-Common shapes (plain ASCII emails under strict; North American phone formats under a US/CA
-default region, every profile) are normalized with Arrow compute kernels. Every other value
+Common shapes (plain ASCII emails, North American phone formats under a US/CA default region;
+every profile) are normalized with Arrow compute kernels (see _fast.py). Every other value
 goes to the per-value reference function, once per distinct value (real files repeat), spread
 over worker processes when there are many and the caller asks for them.
 """
@@ -59,7 +59,7 @@ def normalize_column(
     n = len(arr)
     fast = fast_path(kind, profile, region, arr) if n else None
     if fast is None:
-        decided = pa.array([False] * n, pa.bool_())
+        decided = pa.repeat(pa.scalar(False), n)
         fast_values = pa.nulls(n, pa.string())
         fast_reasons = pa.nulls(n, pa.string())
     else:
@@ -72,12 +72,6 @@ def normalize_column(
     if unencodable is not None:
         reasons_out = pc.if_else(unencodable, pa.scalar("encoding"), reasons_out)
     return ColumnResult(values=values_out, reasons=reasons_out)
-
-
-def to_string_array(values: Any) -> pa.StringArray:
-    """One Arrow string array from an Arrow array/chunked array, a pandas Series or a list."""
-    arr, _ = _to_string_array(values)
-    return arr
 
 
 def _to_string_array(values: Any) -> tuple[pa.StringArray, pa.BooleanArray | None]:

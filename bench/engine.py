@@ -149,7 +149,10 @@ max_records_per_token = 5
 
 
 def make_collab(d: Path, n: int, kinds: tuple[str, ...]) -> Path:
-    """Both token files, policies and the collaboration file in `d`."""
+    """Both token files, policies and the collaboration file in `d` (reused if there)."""
+    marker = d / f".complete-{n}"
+    if marker.exists():
+        return d / "collab.toml"
     d.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(7)
     a = rng.permutation(n).astype(np.int64)
@@ -166,6 +169,7 @@ def make_collab(d: Path, n: int, kinds: tuple[str, ...]) -> Path:
     for name, text in POLICIES.items():
         (d / f"{name}.policy.toml").write_text(text.format(joins=joins))
     (d / "collab.toml").write_text(COLLAB.format(cid=COLLAB_ID, joins=joins))
+    marker.touch()
     return d / "collab.toml"
 
 
@@ -234,23 +238,8 @@ def show(label: str, clocks: list[Clock]) -> tuple[float, float]:
     return w, c
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="1M x 1M rows")
-    ap.add_argument("--rows", type=int, default=None, help="rows per party (default 10M)")
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--baseline-runs", type=int, default=None)
-    ap.add_argument("--memory-limit", default="4GB")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--skip-resolution", action="store_true")
-    ap.add_argument("--workdir", type=Path, default=None)
-    args = ap.parse_args()
-    n = args.rows or (1_000_000 if args.quick else 10_000_000)
-    base_runs = args.baseline_runs or (args.runs if n <= 2_000_000 else 1)
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-engine-"))
-    print(f"rows per party: {n:,}; DuckDB memory_limit={args.memory_limit}, "
-          f"threads={args.threads}; cpus={os.cpu_count()}")
-
+def single_key(args: argparse.Namespace, n: int, base_runs: int, work: Path) -> None:
+    """Overlap + one --by analysis versus pandas, same answers checked."""
     t = time.perf_counter()
     one = make_collab(work / "one_key", n, ("email",))
     print(f"generated single-key token files in {time.perf_counter() - t:.1f} s")
@@ -275,21 +264,47 @@ def main() -> None:
     print(f"speed-up vs pandas (wall): cold {pw / cw:.1f}x, warm {pw / ww:.1f}x; "
           f"(cpu): cold {pc / cc:.1f}x, warm {pc / wc:.1f}x")
 
+
+def three_keys(args: argparse.Namespace, n: int, work: Path) -> None:
+    """Three-key entity resolution time."""
+    t = time.perf_counter()
+    three = make_collab(work / "three_keys", n, ("email", "phone", "name_dob"))
+    print(f"generated three-key token files in {time.perf_counter() - t:.1f} s")
+    times = []
+    res = None
+    for _ in range(args.runs):
+        with cleanroom.open_collaboration(three, memory_limit=args.memory_limit,
+                                          threads=args.threads) as room, Clock() as c:
+            res = room.resolution(refresh=True)
+        times.append(c)
+    assert res is not None
+    show("three-key entity resolution", times)
+    print(f"  rounds {res.rounds}; entities {res.tables}; overlap {res.overlap_entities:,}; "
+          f"links {res.links_by_rule}; ignored {res.ignored_tokens}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="1M x 1M rows")
+    ap.add_argument("--rows", type=int, default=None, help="rows per party (default 10M)")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--baseline-runs", type=int, default=None)
+    ap.add_argument("--memory-limit", default="4GB")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-resolution", action="store_true")
+    ap.add_argument("--only-resolution", action="store_true")
+    ap.add_argument("--workdir", type=Path, default=None)
+    args = ap.parse_args()
+    n = args.rows or (1_000_000 if args.quick else 10_000_000)
+    base_runs = args.baseline_runs or (args.runs if n <= 2_000_000 else 1)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-engine-"))
+    print(f"rows per party: {n:,}; DuckDB memory_limit={args.memory_limit}, "
+          f"threads={args.threads}; cpus={os.cpu_count()}")
+
+    if not args.only_resolution:
+        single_key(args, n, base_runs, work)
     if not args.skip_resolution:
-        t = time.perf_counter()
-        three = make_collab(work / "three_keys", n, ("email", "phone", "name_dob"))
-        print(f"generated three-key token files in {time.perf_counter() - t:.1f} s")
-        times = []
-        res = None
-        for _ in range(args.runs):
-            with cleanroom.open_collaboration(three, memory_limit=args.memory_limit,
-                                              threads=args.threads) as room, Clock() as c:
-                res = room.resolution(refresh=True)
-            times.append(c)
-        assert res is not None
-        show("three-key entity resolution", times)
-        print(f"  rounds {res.rounds}; entities {res.tables}; overlap {res.overlap_entities:,}; "
-              f"links {res.links_by_rule}; ignored {res.ignored_tokens}")
+        three_keys(args, n, work)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,10 @@
 
 All in DuckDB SQL, no Python loop per row or edge:
 
-1. memberships: one row (node, rule, token) per non-null token of a matching-rule column, where
-   node = table index * 2^40 + the record's row number in its Parquet file;
-2. keys: group memberships by (rule, token); a token found in more than max_records_per_token
-   rows of any one table is ignored everywhere (and counted); keys with one record link nothing;
+1. memberships, one rule at a time (small hash tables, no spilling): one row (node, token) per
+   non-null token, where node = table index * 2^40 + the record's row number in its file;
+2. keys: group memberships by token; a token found in more than max_records_per_token rows of
+   any one table is ignored everywhere (and counted); keys with one record link nothing;
    a two-record key is one edge, a bigger key a star from its smallest record;
 3. min-label propagation over the edges with pointer jumping, one SQL round per iteration
    until no label changes (labels only decrease, so it terminates); at the fixpoint every
@@ -129,22 +129,18 @@ def _load(path: Path, key: str) -> Resolution | None:
         return None
 
 
-def _memberships_sql(tables: Sequence[ResolveInput], rules: Sequence[str]) -> Sql:
-    """One (t, node, r, tok) row per non-null token of a linking column."""
+def _memberships_sql(tables: Sequence[ResolveInput], rule: str) -> Sql:
+    """One (t, node, tok) row per non-null token of one rule's column, across tables."""
     parts, params = [], []
     for i, t in enumerate(tables):
-        for col in t.columns:
-            c = quote_ident(col, t.columns)
+        if rule in t.columns:
+            c = quote_ident(rule, t.columns)
             parts.append(
                 f"SELECT CAST({i} AS UTINYINT) AS t, "
-                f"(CAST({i} AS BIGINT) << {NODE_SHIFT}) + file_row_number AS node, "
-                f"CAST({rules.index(col)} AS UTINYINT) AS r, {c} AS tok "
+                f"(CAST({i} AS BIGINT) << {NODE_SHIFT}) + file_row_number AS node, {c} AS tok "
                 f"FROM read_parquet(?, file_row_number = true) WHERE {c} IS NOT NULL")
             params.append(os.fspath(t.path))
-    if not parts:
-        parts.append("SELECT NULL::UTINYINT t, NULL::BIGINT node, NULL::UTINYINT r, "
-                     "NULL::BLOB tok WHERE false")
-    return Sql("(" + " UNION ALL ".join(parts) + ")", tuple(params))
+    return Sql(" UNION ALL ".join(parts), tuple(params))
 
 
 def scramble_sql(expr: str, key: Sequence[int]) -> str:
@@ -179,19 +175,25 @@ def _compute(
     for name in ("_cr_memb", "_cr_keys", "_cr_big", "_cr_bigk", "_cr_edges", "_cr_lab",
                  "_cr_new", "_cr_comp", "_cr_ent"):
         execute(con, f"DROP TABLE IF EXISTS {quote_ident(name)}")
-    memb = _memberships_sql(tables, rules)
     shift = NODE_SHIFT
-    execute(con, Sql(f"CREATE TEMP TABLE _cr_memb AS SELECT * FROM {memb.text}", memb.params))
-    # Keys shared by at least two records: how many, the smallest and the largest record.
-    execute(con, "CREATE TEMP TABLE _cr_keys AS SELECT r, count(*) AS k, min(node) AS a, "
-                 "max(node) AS b FROM _cr_memb GROUP BY r, tok HAVING count(*) > 1")
-    # Keys of more than two records (rare): all their records.
-    execute(con, "CREATE TEMP TABLE _cr_big AS "
-                 "WITH kt AS (SELECT m.r, m.tok, m.node AS a FROM _cr_memb m JOIN _cr_keys k "
-                 "ON m.node = k.a AND m.r = k.r WHERE k.k > 2) "
-                 "SELECT kt.a, kt.r, m.node, m.t FROM _cr_memb m "
-                 "JOIN kt ON m.r = kt.r AND m.tok = kt.tok")
-    execute(con, "DROP TABLE _cr_memb")
+    execute(con, "CREATE TEMP TABLE _cr_keys (r UTINYINT, k BIGINT, a BIGINT, b BIGINT)")
+    execute(con, "CREATE TEMP TABLE _cr_big (a BIGINT, r UTINYINT, node BIGINT, t UTINYINT)")
+    for r, rule in enumerate(rules):
+        memb = _memberships_sql(tables, rule)
+        if not memb.text:
+            continue
+        # One rule at a time keeps the aggregation's hash table small (no spilling).
+        execute(con, Sql(f"CREATE TEMP TABLE _cr_memb AS {memb.text}", memb.params))
+        # Keys shared by at least two records: how many, the smallest and the largest record.
+        execute(con, Sql("INSERT INTO _cr_keys SELECT CAST(? AS UTINYINT), count(*), min(node), "
+                         "max(node) FROM _cr_memb GROUP BY tok HAVING count(*) > 1", (r,)))
+        # Keys of more than two records (rare): all their records.
+        execute(con, Sql("INSERT INTO _cr_big "
+                         "WITH kt AS (SELECT m.tok, m.node AS a FROM _cr_memb m JOIN _cr_keys k "
+                         "ON m.node = k.a WHERE k.r = ? AND k.k > 2) "
+                         "SELECT kt.a, CAST(? AS UTINYINT), m.node, m.t FROM _cr_memb m "
+                         "JOIN kt ON m.tok = kt.tok", (r, r)))
+        execute(con, "DROP TABLE _cr_memb")
     per_table = ", ".join(f"count(*) FILTER (WHERE t = {i}) AS c{i}" for i in range(n))
     over = " OR ".join(f"c{i} > ?" for i in range(n))
     spread = " + ".join(f"CAST(c{i} > 0 AS INTEGER)" for i in range(n))

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from ._errors import InputError
 
 BATCH_ROWS = 250_000
-_CSV_BLOCK_BYTES = 16 << 20
+_CSV_BLOCK_BYTES = 8 << 20
 _ROW_RE = re.compile(r"Row #(\d+)")
 _COL_RE = re.compile(r"column #(\d+)")
 _UTF8 = {"utf8", "utf-8", "utf_8", "u8", "utf"}

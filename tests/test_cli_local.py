@@ -183,3 +183,17 @@ def test_normalize_csv_output_and_errors(work):
     assert_clean_failure(res, work, f"error: {work / 'crm.csv'}, column 'mail': no such column "
                          "(the file has: customer_id, email, phone, first_name, last_name, dob, "
                          "segment)")
+
+
+def test_normalize_refuses_bad_input_without_output(work):
+    src = work / "bad.csv"
+    src.write_bytes(b"customer_id,email\nC1,a@example.com\nC2,b\xff@example.com\n")
+    res = run("normalize", src, "--id", "email=email", "--out", work / "out.parquet")
+    assert_clean_failure(res, work, f"error: {src}, row 3, column 'email': bytes that are not "
+                         "valid UTF-8 text; pass the right --encoding")
+    res = run("normalize", work / "missing.csv", "--id", "email=email", "--out",
+              work / "out.parquet")
+    assert_clean_failure(res, work, f"error: {work / 'missing.csv'}: file not found")
+    res = run("normalize", src, "--id", "email=email", "--profile", "acme", "--out",
+              work / "out.parquet")
+    assert res.exit_code == 2 and "'acme' is not one of" in res.output

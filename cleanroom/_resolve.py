@@ -86,10 +86,45 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def cache_key(tables: Sequence[ResolveInput], rules: Sequence[str], cap: int) -> str:
+def _stat_id(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def content_hashes(paths: Sequence[Path], cache_dir: Path) -> list[str]:
+    """SHA-256 of each file, remembered in `cache_dir` against the file's identity, size and
+    modification times (as git's index does), so an unchanged file is not read again."""
+    memo_path = cache_dir / "file-hashes.json"
+    try:
+        memo = json.loads(memo_path.read_text())
+        if not isinstance(memo, dict):
+            memo = {}
+    except (OSError, ValueError):
+        memo = {}
+    out, changed = [], False
+    for p in paths:
+        name, ident = os.fspath(p.resolve()), _stat_id(p)
+        seen = memo.get(name)
+        if isinstance(seen, dict) and seen.get("stat") == ident and "sha256" in seen:
+            out.append(str(seen["sha256"]))
+            continue
+        digest = file_sha256(p)
+        memo[name] = {"stat": ident, "sha256": digest}
+        out.append(digest)
+        changed = True
+    if changed:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(memo_path, 0o600) as tmp:
+            tmp.write_text(json.dumps(memo, sort_keys=True))
+    return out
+
+
+def cache_key(tables: Sequence[ResolveInput], rules: Sequence[str], cap: int,
+              cache_dir: Path) -> str:
     """The cache key: algorithm, matching settings, and each token file's content hash."""
+    hashes = content_hashes([t.path for t in tables], cache_dir)
     spec = {"algorithm": ALGORITHM, "rules": list(rules), "cap": cap,
-            "tables": [[t.name, list(t.columns), file_sha256(t.path)] for t in tables]}
+            "tables": [[t.name, list(t.columns), h] for t, h in zip(tables, hashes, strict=True)]}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
@@ -103,7 +138,7 @@ def resolve(
     use_cache: bool = True,
 ) -> Resolution:
     """Resolve entities across `tables`; the result is a Parquet file in `cache_dir`."""
-    key = cache_key(tables, rules, max_records_per_token)
+    key = cache_key(tables, rules, max_records_per_token, cache_dir)
     target = cache_dir / f"resolution-{key[:24]}.parquet"
     if use_cache and target.exists():
         cached = _load(target, key)

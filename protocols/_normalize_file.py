@@ -19,7 +19,7 @@ import normalize
 from ._errors import ConfigError
 from ._io import atomic_path
 from ._quality import count_reasons, merge_counts, repeated_rows
-from ._readers import BATCH_ROWS, open_input, read_batches
+from ._readers import BATCH_ROWS, open_input, read_batches, refuse_overwriting_input
 from ._tokenize import check_region
 
 REASON_SUFFIX = "_reason"
@@ -68,6 +68,7 @@ def normalize_file(input_path: str | os.PathLike[str], output: str | os.PathLike
         if column in columns:
             raise ConfigError("a kept column cannot also be normalized", key=f"--keep {column}")
     source = open_input(input_path, delimiter=delimiter, encoding=encoding)
+    refuse_overwriting_input(source, output)
     wanted = list(dict.fromkeys([*keep, *columns]))
     batches = read_batches(source, wanted, string_columns=columns, batch_rows=batch_rows)
     out = Path(output)

@@ -95,6 +95,13 @@ def _csv_header(name: str, delimiter: str, encoding: str) -> tuple[str, ...]:
     return header
 
 
+def refuse_overwriting_input(source: InputFile, output: str | os.PathLike[str]) -> None:
+    """Refuse an output path that is the input file itself."""
+    if os.path.exists(output) and os.path.samefile(source.path, output):
+        raise InputError("the output would overwrite the input; choose another --out",
+                         file=source.path)
+
+
 def require_columns(source: InputFile, wanted: Sequence[str]) -> None:
     """Raise InputError naming the first wanted column that the file does not have."""
     for col in wanted:

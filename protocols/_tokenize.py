@@ -34,7 +34,7 @@ from ._io import atomic_path
 from ._keys import CollaborationSecret, derive_match_key, derive_token_key, key_fingerprint
 from ._manifest import METADATA_KEY, PROTOCOL_HMAC, Manifest
 from ._quality import count_reasons, merge_counts, repeated_rows
-from ._readers import BATCH_ROWS, open_input, read_batches
+from ._readers import BATCH_ROWS, open_input, read_batches, refuse_overwriting_input
 from ._tokens import TOKEN_TYPE, hmac_tokens, join_match_parts
 
 IDENTIFYING_SAMPLE = 500
@@ -286,6 +286,7 @@ def tokenize_file(input_path: str | os.PathLike[str], output: str | os.PathLike[
         raise ConfigError("the party name must not be empty", key="--party")
     columns = plan_token_columns(identifiers, match_keys)
     source = open_input(input_path, delimiter=delimiter, encoding=encoding)
+    refuse_overwriting_input(source, output)
     check_attributes(attributes, columns)
     keys = tuple(derive_match_key(secret, c.name, c.kinds) if c.match_key
                  else derive_token_key(secret, c.kinds[0]) for c in columns)

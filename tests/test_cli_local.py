@@ -197,3 +197,12 @@ def test_normalize_refuses_bad_input_without_output(work):
     res = run("normalize", src, "--id", "email=email", "--profile", "acme", "--out",
               work / "out.parquet")
     assert res.exit_code == 2 and "'acme' is not one of" in res.output
+
+
+def test_output_may_not_overwrite_the_input(work):
+    before = (work / "crm.csv").read_bytes()
+    res = run(*tokenize_args(work, work / "crm.csv")[:-1], work / "crm.csv")
+    assert res.exit_code == 1
+    assert res.output.strip() == (f"error: {work / 'crm.csv'}: the output would overwrite the "
+                                  "input; choose another --out")
+    assert (work / "crm.csv").read_bytes() == before

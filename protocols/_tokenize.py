@@ -74,17 +74,17 @@ def plan_token_columns(identifiers: Sequence[tuple[str, str]],
             raise ConfigError("the name is already used by another token column or a kind",
                               key=f"--match-key {name}")
         resolved = []
-        for kind, column in parts:
+        for kind, given in parts:
             _check_kind(kind)
-            if column is None:
+            if given is None:
                 columns = by_kind.get(kind, [])
                 if len(columns) != 1:
                     raise ConfigError(
                         f"part {kind!r} needs exactly one --id {kind}=COLUMN (found "
                         f"{len(columns)}); or write it as {kind}:COLUMN",
                         key=f"--match-key {name}")
-                column = columns[0]
-            resolved.append((kind, column))
+                given = columns[0]
+            resolved.append((kind, given))
         names.add(name)
         out.append(TokenColumn(name, tuple(resolved), match_key=True))
     if not out:
@@ -305,7 +305,8 @@ def tokenize_file(input_path: str | os.PathLike[str], output: str | os.PathLike[
     with atomic_path(out, 0o644) as tmp, \
             tempfile.TemporaryDirectory(prefix=".cleanroom-", dir=out.parent) as side_dir:
         side_path = Path(side_dir) / "tokens.parquet"
-        writer = side = None
+        writer: pq.ParquetWriter | None = None
+        side: pq.ParquetWriter | None = None
         try:
             for batch, (tokens, counts) in _pool_map(
                     plan, _checked(batches, attributes, region, source.path,
@@ -316,7 +317,7 @@ def tokenize_file(input_path: str | os.PathLike[str], output: str | os.PathLike[
                 arrays = [row_id, *tokens, *(batch.column(a) for a in attributes)]
                 table = pa.Table.from_arrays(arrays, names=["row_id", *names, *attributes])
                 table = table.take(perm)
-                if writer is None:
+                if writer is None or side is None:
                     attr_types = {a: str(table.schema.field(a).type) for a in attributes}
                     writer = _token_writer(tmp, table.schema, names)
                     side = pq.ParquetWriter(side_path, _side_schema(len(names)),

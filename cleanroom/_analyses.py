@@ -6,8 +6,11 @@ result, and the audit log records how many rows were suppressed. Every analysis,
 refused, is appended to the audit log; a refusal names the rule that refused.
 
 Segments are the overlapping entities (present in every table) grouped by the `--by`
-dimensions; each table's rows are restricted to those entities, and tables named by `--by` or
-`--metric` are joined on `entity_id` (as `SELECT ... FROM a JOIN b USING (entity_id)` would).
+dimensions: the distinct (entity, dimension values) pairs, from the dimension tables joined on
+`entity_id`. An entity whose records carry several values is in several segments. Each metric
+aggregates its own table's rows of the entities in a segment (for a table that also gives a
+dimension, only its rows with the segment's values), so the rows of another table never
+multiply it (no join fan-out).
 """
 
 from __future__ import annotations
@@ -172,30 +175,63 @@ def overlap(
 
 
 def _segments(room: CleanRoom, dims: Sequence[Dimension], mets: Sequence[Metric]) -> list[dict]:
-    """All segment rows (before the threshold), as dicts keyed like the JSON output."""
-    used = list(dict.fromkeys([d.table for d in dims] + [m.table for m in mets]))
-    ctes: list[str] = []
-    params: list[Any] = []
-    for i, t in enumerate(used):
-        cols = list(dict.fromkeys([d.column for d in dims if d.table == t]
-                                  + [m.column for m in mets if m.table == t]))
-        sql = room.entity_rows_sql(t, cols, overlap_only=True)
-        renamed = ", ".join(["entity_id"] + [f"{quote_ident(c, cols)} AS {quote_ident(f's{i}_{c}')}"
-                                             for c in cols])
-        ctes.append(f"s{i} AS (SELECT {renamed} FROM ({sql.text}))")
-        params.extend(sql.params)
-    src = " JOIN ".join(f"s{i}" if i == 0 else f"s{i} USING (entity_id)"
-                        for i in range(len(used)))
-    def col(t: str, c: str) -> str:
-        return quote_ident(f"s{used.index(t)}_{c}")
+    """All segment rows (before the threshold), as dicts keyed like the JSON output.
 
-    sel = [f"{col(d.table, d.column)} AS d{k}" for k, d in enumerate(dims)]
-    sel.append("count(DISTINCT entity_id) AS entities")
-    sel += [_SQL_FUNCS[m.function].format(col(m.table, m.column)) + f" AS m{k}"
-            for k, m in enumerate(mets)]
-    group = f" GROUP BY {', '.join(f'd{k}' for k in range(len(dims)))}" if dims else ""
-    order = f" ORDER BY {', '.join(f'd{k} NULLS LAST' for k in range(len(dims)))}" if dims else ""
-    text = f"WITH {', '.join(ctes)} SELECT {', '.join(sel)} FROM {src}{group}{order}"
+    Segment membership is the set of distinct (entity, dimension values) of the overlapping
+    entities; each metric aggregates its own table's rows of the entities in the segment
+    (only those with the segment's values if its table gives a dimension).
+    """
+    params: list[Any] = []
+    ctes: list[str] = []
+    dim_tables = list(dict.fromkeys(d.table for d in dims))
+    nd = range(len(dims))
+    dcols = ", ".join(f"d{k}" for k in nd)
+
+    def rows_of(t: str, cols: list[str], alias: str) -> str:
+        sql = room.entity_rows_sql(t, cols, overlap_only=True)
+        params.extend(sql.params)
+        renamed = ", ".join(["entity_id"] + [f"{quote_ident(c, cols)} AS {alias}{i}"
+                                             for i, c in enumerate(cols)])
+        return f"(SELECT {renamed} FROM ({sql.text}))"
+
+    if dims:
+        parts = []
+        for i, t in enumerate(dim_tables):
+            cols = list(dict.fromkeys(d.column for d in dims if d.table == t))
+            parts.append(f"{rows_of(t, cols, f'x{i}_')} AS t{i}")
+        src = parts[0] + "".join(f" JOIN {p} USING (entity_id)" for p in parts[1:])
+        picks = []
+        for k, d in enumerate(dims):
+            i = dim_tables.index(d.table)
+            cols = list(dict.fromkeys(x.column for x in dims if x.table == d.table))
+            picks.append(f"t{i}.x{i}_{cols.index(d.column)} AS d{k}")
+        ctes.append(f"seg AS (SELECT DISTINCT entity_id, {', '.join(picks)} FROM {src})")
+    else:
+        any_table = next(iter(room.collaboration.tables))
+        ctes.append(f"seg AS (SELECT DISTINCT entity_id FROM {rows_of(any_table, [], 'x')})")
+    group = f" GROUP BY {dcols}" if dims else ""
+    ctes.append(f"cnt AS (SELECT {dcols + ', ' if dims else ''}count(*) AS entities "
+                f"FROM seg{group})")
+    met_tables = list(dict.fromkeys(m.table for m in mets))
+    joins, sel = [], [f"cnt.d{k}" for k in nd] + ["cnt.entities"]
+    for j, t in enumerate(met_tables):
+        own_dims = [k for k, d in enumerate(dims) if d.table == t]
+        cols = list(dict.fromkeys([m.column for m in mets if m.table == t]
+                                  + [dims[k].column for k in own_dims]))
+        aggs = [_SQL_FUNCS[m.function].format(f"v.y{cols.index(m.column)}") + f" AS m{k}"
+                for k, m in enumerate(mets) if m.table == t]
+        gsel = "".join(f"seg.d{k}, " for k in nd)
+        # A row of a dimension table counts only in the segment of its own values.
+        cond = "".join(f" AND v.y{cols.index(dims[k].column)} IS NOT DISTINCT FROM seg.d{k}"
+                       for k in own_dims)
+        ctes.append(f"mt{j} AS (SELECT {gsel}{', '.join(aggs)} FROM seg JOIN "
+                    f"{rows_of(t, cols, 'y')} v ON v.entity_id = seg.entity_id{cond}"
+                    f"{' GROUP BY ' + ', '.join(f'seg.d{k}' for k in nd) if dims else ''})")
+        on = " AND ".join(f"cnt.d{k} IS NOT DISTINCT FROM mt{j}.d{k}" for k in nd) or "true"
+        joins.append(f" LEFT JOIN mt{j} ON {on}")
+    sel += [f"mt{met_tables.index(m.table)}.m{k}" for k, m in enumerate(mets)]
+    order = f" ORDER BY {', '.join(f'cnt.d{k} NULLS LAST' for k in nd)}" if dims else ""
+    text = (f"WITH {', '.join(ctes)} SELECT {', '.join(sel)} FROM cnt{''.join(joins)}{order}")
     rows = execute(room.connection, Sql(text, tuple(params))).fetchall()
     out = []
     for row in rows:

@@ -108,8 +108,9 @@ def test_segments_and_metrics(collab):
          "SUM(airline.miles)": 100, "COUNT(brand.spend)": 10},
         {"airline.tier": "silver", "brand.segment": "sports", "entities": 15,
          "SUM(airline.miles)": 150, "COUNT(brand.spend)": 15},
+        # 5 people with two airline profiles each: miles of both profiles, one brand row each.
         {"airline.tier": "silver", "brand.segment": "travel", "entities": 5,
-         "SUM(airline.miles)": 100, "COUNT(brand.spend)": 10},
+         "SUM(airline.miles)": 100, "COUNT(brand.spend)": 5},
     ]
 
 
@@ -244,3 +245,55 @@ def test_resolution_is_cached_by_content(collab):
         changed = room.resolution()
     assert not changed.from_cache and changed.tables["airline"]["rows"] == 90
     assert len(list(first.path.parent.glob("resolution-*.parquet"))) == 1
+
+
+def test_segments_equal_pandas_reference(tmp_path):
+    """Random tiers per profile (people in several segments), duplicate profiles on both
+    sides: segment counts and metrics equal a pandas computation over the analyst tables."""
+    import random
+
+    import pandas as pd
+
+    rnd = random.Random(5)
+    airline, brand = [], []
+    for i in range(400):
+        p = person(i)
+        for _ in range(rnd.choice([1, 1, 2])):
+            if i < 300:
+                airline.append({"email": p["email"], "tier": rnd.choice(["gold", "blue", None]),
+                                "home_airport": rnd.choice(["SFO", "JFK"]),
+                                "miles": rnd.randrange(1000)})
+        for _ in range(rnd.choice([1, 2])):
+            if i >= 100:
+                brand.append({"email": p["email"], "segment": rnd.choice(["a", "b", "c"]),
+                              "spend": float(rnd.randrange(100))})
+    write_party(tmp_path / "airline.tokens.parquet", "airline", airline,
+                attributes=AIRLINE_ATTRS)
+    write_party(tmp_path / "brand.tokens.parquet", "brand", brand, attributes=BRAND_ATTRS)
+    path = write_collab(tmp_path, min_a=3, min_b=3)
+    with cleanroom.open_collaboration(path) as room:
+        got = room.overlap("airline", by=["airline.tier", "brand.segment"],
+                           metrics=["SUM(airline.miles)", "AVG(airline.miles)",
+                                    "SUM(brand.spend)"]).segments
+        con = room.analyst_connection()
+        a, b = con.execute("SELECT * FROM airline").df(), con.execute("SELECT * FROM brand").df()
+    both = set(a.entity_id) & set(b.entity_id)
+    a, b = a[a.entity_id.isin(both)], b[b.entity_id.isin(both)]
+    seg = a[["entity_id", "tier"]].merge(b[["entity_id", "segment"]], on="entity_id")
+    seg = seg.drop_duplicates()
+    want = []
+    for (tier, segment), g in seg.groupby(["tier", "segment"], dropna=False):
+        tier = None if pd.isna(tier) else tier
+        ents = set(g.entity_id)
+        if len(ents) < 3:
+            continue
+        same_tier = a.tier.isna() if tier is None else a.tier == tier
+        miles = a[a.entity_id.isin(ents) & same_tier].miles
+        spend = b[b.entity_id.isin(ents) & (b.segment == segment)].spend
+        want.append({"airline.tier": tier, "brand.segment": segment, "entities": len(ents),
+                     "SUM(airline.miles)": int(miles.sum()),
+                     "AVG(airline.miles)": pytest.approx(float(miles.mean())),
+                     "SUM(brand.spend)": float(spend.sum())})
+    key = lambda r: (r["airline.tier"] is None, r["airline.tier"] or "", r["brand.segment"])  # noqa: E731
+    assert len(want) > 6
+    assert sorted(got, key=key) == sorted(want, key=key)

@@ -20,10 +20,12 @@ import pyarrow.compute as pc
 from ._common import check_kind, check_profile, check_region
 from ._dispatch import normalizer
 from ._errors import InvalidIdentifier
-from ._fast import fast_path
+from ._fast import FastResult, fast_path
 
 # Below this many distinct fallback values, worker processes cost more than they save.
 PARALLEL_MIN_VALUES = 50_000
+# Kinds whose values are nearly all distinct: deduplicating before the fast path costs more.
+_MOSTLY_DISTINCT = frozenset({"email", "phone", "maid", "external_id"})
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ def normalize_column(
     region = check_region(region)
     arr, unencodable = _to_string_array(values)
     n = len(arr)
-    fast = fast_path(kind, profile, region, arr) if n else None
+    fast = _fast_deduplicated(kind, profile, region, arr) if n else None
     if fast is None:
         decided = pa.repeat(pa.scalar(False), n)
         fast_values = pa.nulls(n, pa.string())
@@ -72,6 +74,22 @@ def normalize_column(
     if unencodable is not None:
         reasons_out = pc.if_else(unencodable, pa.scalar("encoding"), reasons_out)
     return ColumnResult(values=values_out, reasons=reasons_out)
+
+
+def _fast_deduplicated(kind: str, profile: str, region: str | None,
+                       arr: pa.StringArray) -> FastResult | None:
+    """The fast path over the distinct values when they repeat (names, dates, postal codes),
+    mapped back to the rows; over the rows themselves when most are distinct (emails)."""
+    if kind in _MOSTLY_DISTINCT:
+        return fast_path(kind, profile, region, arr)
+    encoded = arr.dictionary_encode()
+    if 2 * len(encoded.dictionary) > len(arr):
+        return fast_path(kind, profile, region, arr)
+    fast = fast_path(kind, profile, region, encoded.dictionary)
+    if fast is None:
+        return None
+    decided, values, reasons = (x.take(encoded.indices) for x in fast)
+    return pc.fill_null(decided, False), values, reasons
 
 
 def _to_string_array(values: Any) -> tuple[pa.StringArray, pa.BooleanArray | None]:

@@ -1,5 +1,8 @@
 """Vectorized fast paths for the common shapes; every value they do not claim goes to the reference.
 
+Emails and North American phones here; international `+CC` phones in _fast_intl.py; dates of
+birth and US postal codes in _fast_fields.py.
+
 A fast path returns (decided, values, reasons): `decided` marks the rows it normalized (or
 rejected) exactly as the per-value function would; the differential tests prove that equality.
 """
@@ -19,6 +22,8 @@ from ._email import (
     PLACEHOLDER_DOMAINS,
     PLACEHOLDER_LOCALS,
 )
+from ._fast_fields import dob_fast, postal_us
+from ._fast_intl import intl_phone
 from ._phone import PLACEHOLDER_NUMBERS
 
 # Trimmed here: a subset of what str.strip() removes, so a value that still matches a pattern
@@ -54,9 +59,25 @@ def fast_path(
     if kind == "email":
         return {"strict": _email_strict, "uid2": _email_uid2, "google": _email_google,
                 "meta": _email_meta}[profile](arr)  # fmt: skip
-    if kind == "phone" and region in _NANP_REGIONS:
-        return _phone_nanp(arr, profile)
+    if kind == "phone":
+        intl = intl_phone(arr, profile)
+        if region not in _NANP_REGIONS:
+            return intl
+        return _combined(_phone_nanp(arr, profile), intl)
+    if kind == "dob":
+        return dob_fast(arr, profile)
+    if kind == "postal_code" and region == "US":
+        return postal_us(arr, profile)
     return None
+
+
+def _combined(first: FastResult, second: FastResult | None) -> FastResult:
+    """The rows `first` decides, then those `second` decides (their shapes are disjoint)."""
+    if second is None:
+        return first
+    decided, values, reasons = first
+    return (pc.or_(decided, second[0]), pc.if_else(decided, values, second[1]),
+            pc.if_else(decided, reasons, second[2]))
 
 
 def _email_strict(arr: pa.StringArray) -> FastResult:

@@ -195,3 +195,127 @@ def test_worker_processes_give_the_same_result(monkeypatch):
     rng = random.Random(3)
     phones = [_messy_phone(rng) for _ in range(300)] + ["+44 20 7183 8750", None, "\ud800"]
     _check("phone", phones, "strict", "GB", workers=2)
+
+
+# ---- fast paths for international phones, dates of birth and US postal codes ---------------
+
+
+def _intl_phone(rng: random.Random, codes: list[int]) -> str:
+    code = str(rng.choice(codes))
+    digits = rng.choice("0123456789") + "".join(
+        rng.choice("0123456789") for _ in range(rng.choice([rng.randint(1, 14), 8, 9, 10])))
+    if rng.random() < 0.1:
+        digits = rng.choice("123456789") * len(digits)  # placeholder-like runs
+    sep = rng.choice(["", " ", "-", ".", " "])
+    groups, i = [], 0
+    while i < len(digits):
+        step = rng.randint(1, 4)
+        groups.append(digits[i : i + step])
+        i += step
+    pad = rng.choice(["", "", " ", "\t", "\u00a0"])
+    return f"{pad}+{code}{rng.choice(['', ' ', sep])}{sep.join(groups)}{rng.choice(['', pad])}"
+
+
+@pytest.mark.parametrize("profile", normalize.PROFILES)
+def test_international_fast_path_equals_per_value_for_every_country_code(profile):
+    import phonenumbers
+
+    from normalize._fast import fast_path
+
+    codes = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+    rng = random.Random(11)
+    phones = [_intl_phone(rng, codes) for _ in range(4000)]
+    phones += ["+44 7911 123456", "+44 1800 200 123", "+61 1831 234 567", "+39 06 1234 5678",
+               "+81 3 1234 5678", "+55 11 91234 5678", "+7 912 345 67 89", "+33 6 12 34 56 78",
+               "+33 6 12 34 56", "+49 151 2345 6789", "+91 98200 12345", "+65 6123 4567",
+               "+44 0 7911 123456", "+1 650 555 1212", "+999 1234 5678", "+44 2222 222222"]
+    for region in ("US", "GB", "FR", None):
+        _check("phone", phones, profile, region)
+    fast = fast_path("phone", profile, "GB", pa.array(phones))
+    if profile == "uid2":  # uid2 holds + numbers to its own rule: always the reference
+        assert fast is None
+    else:  # the fast path is really taken, for many country codes
+        assert sum(fast[0].to_pylist()) > 600
+
+
+DATES = [
+    "1990-07-04", "1990-7-4", "1990/07/04", "1990.07.04", "07/04/1990", "7/4/1990", "04.07.1990",
+    "4.7.1990", "19900704", " 1990-07-04 ", "\t19900704\n", "2000-02-29", "1900-02-29",
+    "2024-02-29", "2023-02-29", "1990-02-30", "1990-04-31", "1990-13-01", "1990-00-10",
+    "1990-01-00", "1899-12-31", "1900-01-01", "0000-01-01", "9999-12-31", "3000-01-01",
+    "12/31/1999", "31/12/1999", "31.12.1999", "12.31.1999", "19991231", "19991331", "1999-1-31",
+    "1990-07-04T10:30:00Z", "1990-07-04 10:30", "1990-07-4x", "1990--07-04", "1990-07/04",
+    "90-07-04", "7/4/90", "١٩٩٠-٠٧-٠٤", "1990-07-04\u00a0", "\u20031990-07-04", "", " ", None,
+    "n/a", "01/01/0001", "02/29/2004", "02/29/2100", "29.02.2000", "123/4/1990", "1990-123-4",
+]  # fmt: skip
+
+
+def _messy_date(rng: random.Random) -> str:
+    y = rng.choice([rng.randint(1890, 2030), rng.randint(0, 9999)])
+    m, d = rng.randint(0, 13), rng.randint(0, 32)
+    fmt = rng.choice(["{y:04d}-{m:02d}-{d:02d}", "{y:04d}-{m}-{d}", "{y:04d}/{m:02d}/{d:02d}",
+                      "{y:04d}.{m}.{d}", "{m:02d}/{d:02d}/{y:04d}", "{m}/{d}/{y:04d}",
+                      "{d:02d}.{m:02d}.{y:04d}", "{d}.{m}.{y:04d}", "{y:04d}{m:02d}{d:02d}",
+                      " {y:04d}-{m:02d}-{d:02d}\t", "{m:03d}/{d}/{y}"])  # fmt: skip
+    return fmt.format(y=y, m=m, d=d)
+
+
+@pytest.mark.parametrize("profile", normalize.PROFILES)
+def test_dob_fast_path_equals_per_value(profile):
+    rng = random.Random(5)
+    dates = DATES + [_messy_date(rng) for _ in range(3000)]
+    _check("dob", dates, profile, "US")
+    _check("dob", dates * 3, profile, "US")  # repeats: the fast path runs on distinct values
+
+
+ZIPS = [
+    "94105", "94105-1234", "94105 1234", "941051234", " 94105 ", "94105  1234", "94105--1234",
+    "9410", "941055", "94105-123", "94105-12345", "ABCDE", "sw1a 1aa", "94105-abcd", "０９４１０５",
+    "94105\u00a0", "\t94105\n", "94 105", "", " ", None, "-94105", "94105-", "00000", "99999-9999",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("profile", normalize.PROFILES)
+def test_us_postal_fast_path_equals_per_value(profile):
+    rng = random.Random(9)
+    chars = "0123456789" * 4 + " -aZ\t"
+    zips = ZIPS + ["".join(rng.choice(chars) for _ in range(rng.randint(1, 12)))
+                   for _ in range(3000)]
+    zips += [f"{rng.randint(0, 99999):05d}" + rng.choice(["", "-", " ", "  "])
+             + rng.choice(["", f"{rng.randint(0, 9999):04d}"]) for _ in range(2000)]
+    _check("postal_code", zips, profile, "US")
+    _check("postal_code", zips * 3, profile, "US")
+
+
+_DATE_CHARS = st.sampled_from(list("0123456789-/. T:") + ["19", "20", "1990", "2000", "02", "29"])
+_ZIP_CHARS = st.sampled_from(list("0123456789 -\tA") + ["94105", "1234"])
+_INTL_CHARS = st.sampled_from(list("0123456789 .-+") + ["+44", "+33", "+49", "+61", "+91", "+1",
+                                                         "+39", "+81", "+7", "0"])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    values=st.lists(st.lists(_DATE_CHARS, max_size=10).map("".join), min_size=1, max_size=20),
+    profile=st.sampled_from(normalize.PROFILES),
+)
+def test_column_equals_per_value_hypothesis_dob(values, profile):
+    _check("dob", values * 2, profile, "US")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    values=st.lists(st.lists(_ZIP_CHARS, max_size=6).map("".join), min_size=1, max_size=20),
+    profile=st.sampled_from(normalize.PROFILES),
+)
+def test_column_equals_per_value_hypothesis_postal(values, profile):
+    _check("postal_code", values * 2, profile, "US")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    values=st.lists(st.lists(_INTL_CHARS, max_size=10).map("".join), min_size=1, max_size=20),
+    profile=st.sampled_from(normalize.PROFILES),
+    region=st.sampled_from(["US", "GB", None]),
+)
+def test_column_equals_per_value_hypothesis_international_phone(values, profile, region):
+    _check("phone", values, profile, region)

@@ -1,0 +1,96 @@
+"""Vectorized fast paths for dates of birth and US postal codes (see _dob.py and _geo.py).
+
+Each decides only values whose shape makes the reference's steps plain Arrow arithmetic; the
+rest goes to the per-value reference. tests/test_normalize_column.py proves the equality.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+FastResult = tuple[pa.BooleanArray, pa.StringArray, pa.StringArray]
+
+# A subset of what str.strip() removes: a value still shaped after this trim strips the same.
+_ASCII_SPACE = " \t\n\r\x0b\x0c"
+# The reference's formats without the time suffix, in its order (ISO, US, d.m.Y, compact);
+# the shapes are disjoint, so the first that matches is the one the reference uses.
+_DATES = (
+    r"^(?P<y>[0-9]{4})-(?P<m>[0-9]{1,2})-(?P<d>[0-9]{1,2})$",
+    r"^(?P<y>[0-9]{4})/(?P<m>[0-9]{1,2})/(?P<d>[0-9]{1,2})$",
+    r"^(?P<y>[0-9]{4})\.(?P<m>[0-9]{1,2})\.(?P<d>[0-9]{1,2})$",
+    r"^(?P<m>[0-9]{1,2})/(?P<d>[0-9]{1,2})/(?P<y>[0-9]{4})$",
+    r"^(?P<d>[0-9]{1,2})\.(?P<m>[0-9]{1,2})\.(?P<y>[0-9]{4})$",
+    r"^(?P<y>[0-9]{4})(?P<m>[0-9]{2})(?P<d>[0-9]{2})$",
+)
+_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+_ZIP = r"^[0-9]{5}(?:[ -]?[0-9]{4})?$"
+_PRINTABLE = r"^[\x20-\x7e]+$"
+
+
+def dob_fast(arr: pa.StringArray, profile: str, today: _dt.date | None = None) -> FastResult | None:
+    """Dates in the reference's formats: ISO `YYYY-MM-DD` (strict) or `YYYYMMDD` (meta), or
+    reason `date` for an impossible day, a year before 1900 or a day after `today`."""
+    if profile not in ("strict", "meta"):
+        return None
+    n = len(arr)
+    trimmed = pc.utf8_trim(arr, characters=_ASCII_SPACE)
+    decided = pa.repeat(pa.scalar(False), n)
+    parts = {k: pa.nulls(n, pa.string()) for k in "ymd"}
+    for pattern in _DATES:
+        hit = pc.fill_null(pc.match_substring_regex(trimmed, pattern), False)
+        hit = pc.and_(hit, pc.invert(decided))
+        if not pc.any(hit).as_py():
+            continue
+        fields = pc.extract_regex(pc.if_else(hit, trimmed, pa.scalar(None, pa.string())),
+                                  pattern)
+        for k in "ymd":
+            parts[k] = pc.if_else(hit, pc.struct_field(fields, k), parts[k])
+        decided = pc.or_(decided, hit)
+    if not pc.any(decided).as_py():
+        return None
+    zero = pa.scalar("0")
+    y, m, d = (pc.fill_null(parts[k], zero) for k in "ymd")
+    year = pc.cast(y, pa.int64()).to_numpy(zero_copy_only=False)
+    month = pc.cast(m, pa.int64()).to_numpy(zero_copy_only=False)
+    day = pc.cast(d, pa.int64()).to_numpy(zero_copy_only=False)
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    month_ok = (month >= 1) & (month <= 12)
+    last = _DAYS[np.where(month_ok, month, 0)] + ((month == 2) & leap)
+    limit = today or _dt.date.today()
+    stamp = year * 10000 + month * 100 + day
+    ok = (month_ok & (day >= 1) & (day <= last) & (year >= 1900)
+          & (stamp <= limit.year * 10000 + limit.month * 100 + limit.day))
+    ok_arr = pa.array(ok)
+    mm, dd = pc.utf8_lpad(m, 2, "0"), pc.utf8_lpad(d, 2, "0")
+    sep = "" if profile == "meta" else "-"
+    text = pc.binary_join_element_wise(y, mm, dd, sep)
+    null = pa.scalar(None, pa.string())
+    good = pc.and_(decided, ok_arr)
+    values = pc.if_else(good, text, null)
+    reasons = pc.if_else(pc.and_(decided, pc.invert(ok_arr)), pa.scalar("date"), null)
+    return decided, values, reasons
+
+
+def postal_us(arr: pa.StringArray, profile: str) -> FastResult | None:
+    """US postal codes in printable ASCII: 5 digits (google keeps ZIP+4 as `NNNNN-NNNN`), or
+    reason `postal` for any other non-blank printable text."""
+    if profile not in ("strict", "google", "meta"):
+        return None
+    # Python's str.split() splits printable ASCII on spaces only, so this is its " ".join.
+    printable = pc.fill_null(pc.match_substring_regex(arr, _PRINTABLE), False)
+    text = pc.utf8_trim(pc.replace_substring_regex(arr, " {2,}", " "), characters=" ")
+    decided = pc.and_(printable, pc.fill_null(pc.greater(pc.binary_length(text), 0), False))
+    ok = pc.fill_null(pc.match_substring_regex(text, _ZIP), False)
+    five = pc.utf8_slice_codeunits(text, 0, 5)
+    if profile == "google":
+        plus4 = pc.binary_join_element_wise(five, pc.utf8_slice_codeunits(text, -4), "-")
+        five = pc.if_else(pc.greater(pc.binary_length(text), 5), plus4, five)
+    null = pa.scalar(None, pa.string())
+    good = pc.and_(decided, ok)
+    values = pc.if_else(good, five, null)
+    reasons = pc.if_else(pc.and_(decided, pc.invert(ok)), pa.scalar("postal"), null)
+    return decided, values, reasons

@@ -7,6 +7,7 @@ with phonenumbers; a name that would point at two countries is dropped, never gu
 from __future__ import annotations
 
 import unicodedata
+from typing import Any
 
 import pycountry
 
@@ -69,8 +70,8 @@ def lookup_key(value: str) -> str:
     return " ".join("".join(out).split())
 
 
-def _build_countries() -> tuple[frozenset[str], dict[str, str]]:
-    codes = frozenset(c.alpha_2 for c in pycountry.countries)
+def _build_countries() -> dict[str, str]:
+    codes = ALPHA2
     names: dict[str, set[str]] = {}
 
     def add(name: str, code: str) -> None:
@@ -99,7 +100,7 @@ def _build_countries() -> tuple[frozenset[str], dict[str, str]]:
         lookup[c.alpha_2.lower()] = c.alpha_2
         lookup[c.alpha_3.lower()] = c.alpha_2
     lookup["uk"] = "GB"
-    return codes, lookup
+    return lookup
 
 
 def _build_subdivisions(country: str) -> dict[str, str]:
@@ -111,12 +112,24 @@ def _build_subdivisions(country: str) -> dict[str, str]:
     return table
 
 
-ALPHA2, COUNTRY_LOOKUP = _build_countries()
+def _build_all_subdivisions() -> dict[str, dict[str, str]]:
+    """States and provinces mapped to their postal codes, for the countries where that code is
+    what people and platforms use (US states, Canadian provinces)."""
+    tables = {cc: _build_subdivisions(cc) for cc in ("US", "CA")}
+    tables["US"].update({"virgin islands": "VI", "us virgin islands": "VI", "washington dc": "DC"})
+    tables["CA"].update({"quebec": "QC", "newfoundland": "NL", "yukon territory": "YT"})
+    return tables
 
-# States and provinces mapped to their postal codes, for the countries where that code is what
-# people and platforms use (US states, Canadian provinces).
-SUBDIVISIONS: dict[str, dict[str, str]] = {cc: _build_subdivisions(cc) for cc in ("US", "CA")}
-SUBDIVISIONS["US"].update(
-    {"virgin islands": "VI", "us virgin islands": "VI", "washington dc": "DC"}
-)
-SUBDIVISIONS["CA"].update({"quebec": "QC", "newfoundland": "NL", "yukon territory": "YT"})
+
+# The region check needs only the codes; the name tables take about half a second to build,
+# so they are built on first use (module __getattr__) rather than on every import.
+ALPHA2: frozenset[str] = frozenset(c.alpha_2 for c in pycountry.countries)
+_LAZY = {"COUNTRY_LOOKUP": _build_countries, "SUBDIVISIONS": _build_all_subdivisions}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = _LAZY[name]()
+        globals()[name] = value  # later lookups find the module attribute directly
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -41,13 +41,13 @@ _LOCAL_AT_MOST_64 = r"^[^@]{1,64}@"
 _SPECIAL_USE = r"(?i)\.(?:" + "|".join(re.escape(d) for d in SPECIAL_USE_DOMAIN_NAMES) + r")$"
 
 # North American numbering plan, as typed under a US or CA default region: an optional 1 or
-# +1, then ten digits whose area code starts with 2-9.
+# +1, then ten digits whose area code starts with 2-9, then maybe an extension that
+# phonenumbers sets aside (`x12`, ` ext. 345`) and E.164 leaves out.
 _NANP = (
-    r"^(?:\+?1[ .-]?)?(?:\([2-9][0-9]{2}\)|[2-9][0-9]{2})[ .-]?[0-9]{3}[ .-]?[0-9]{4}$"
+    r"^(?:\+?1[ .-]?)?(?:\((?P<a>[2-9][0-9]{2})\)|(?P<b>[2-9][0-9]{2}))"
+    r"[ .-]?(?P<c>[0-9]{3})[ .-]?(?P<d>[0-9]{4})(?: ?(?i:x|ext\.?) ?[0-9]{1,6})?$"
 )
 _NANP_REGIONS = frozenset({"US", "CA"})
-# A trailing extension phonenumbers sets aside (`x12`, ` ext. 345`); E.164 leaves it out.
-_EXTENSION = r" ?(?i:x|ext\.?) ?[0-9]{1,6}$"
 
 FastResult = tuple[pa.BooleanArray, pa.StringArray, pa.StringArray]
 
@@ -180,10 +180,11 @@ def _valid_or(values, ok, reason: str) -> tuple[pa.StringArray, pa.StringArray]:
 
 def _phone_nanp(arr: pa.StringArray, profile: str) -> FastResult:
     trimmed = pc.utf8_trim(arr, characters=_ASCII_SPACE)
-    trimmed = pc.replace_substring_regex(trimmed, _EXTENSION, "")
-    decided = pc.fill_null(pc.match_substring_regex(trimmed, _NANP), False)
-    digits = pc.replace_substring_regex(trimmed, "[^0-9]+", "")
-    national = pc.utf8_slice_codeunits(digits, -10)  # the shape guarantees ten digits at the end
+    parts = pc.extract_regex(trimmed, _NANP)  # null where the shape does not match
+    decided = pc.is_valid(parts)
+    # one of the two area code groups is empty; together with c and d: the ten digits
+    national = pc.binary_join_element_wise(
+        *(pc.struct_field(parts, k) for k in "abcd"), pa.scalar(""))
     prefix = "1" if profile == "meta" else "+1"
     values = pc.binary_join_element_wise(pa.scalar(prefix), national, pa.scalar(""))
     if profile != "strict":

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -61,19 +62,28 @@ def hmac_tokens(key: bytes, values: pa.Array) -> pa.Array:
         return o.digest()
 
     present = values.drop_null() if values.null_count else values
-    digests = pa.array(list(map(one, present.cast(pa.binary()).to_pylist())), TOKEN_TYPE)
-    if not values.null_count:
-        return digests
-    return pc.replace_with_mask(pa.nulls(len(values), TOKEN_TYPE), values.is_valid(), digests)
+    data = b"".join(map(one, present.cast(pa.binary()).to_pylist()))
+    # the digests, back to back, become the array's data buffer; a null row takes no bytes
+    n = len(values)
+    if values.null_count:
+        valid = values.is_valid()
+        sizes = valid.to_numpy(zero_copy_only=False).astype(np.int32) * TOKEN_BYTES
+        bitmap = valid.buffers()[1]
+    else:
+        sizes, bitmap = np.full(n, TOKEN_BYTES, np.int32), None
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(sizes, out=offsets[1:])
+    return pa.Array.from_buffers(TOKEN_TYPE, n, [bitmap, pa.py_buffer(offsets),
+                                                 pa.py_buffer(data)], null_count=values.null_count)
 
 
 def join_match_parts(parts: list[pa.Array]) -> tuple[pa.Array, pa.Array]:
     """Join normalized parts with MATCH_SEPARATOR (null if any part is null); also return a
     boolean mask of rows where a part holds a control character and so cannot be joined."""
-    bad = None
-    for part in parts:
-        has = pc.fill_null(pc.match_substring_regex(part, r"[\x00-\x1f\x7f]"), False)
-        bad = has if bad is None else pc.or_(bad, has)
+    # One regex pass over all parts at once (concatenated, a null part as "").
+    every = pc.binary_join_element_wise(*parts, "", null_handling="replace",
+                                        null_replacement="")
+    bad = pc.fill_null(pc.match_substring_regex(every, r"[\x00-\x1f\x7f]"), False)
     joined = pc.binary_join_element_wise(*parts, MATCH_SEPARATOR)
     joined = pc.if_else(bad, pa.scalar(None, pa.string()), joined)
     return joined, bad

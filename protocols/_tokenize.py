@@ -182,14 +182,29 @@ def tokenize_batch(plan: _Plan, batch: pa.RecordBatch) -> tuple[list[pa.Array], 
     return tokens, counts
 
 
-def _work(args: tuple[_Plan, pa.RecordBatch]) -> tuple[list[pa.Array], list[dict]]:
-    return tokenize_batch(*args)
+def shuffled_table(plan: _Plan, batch: pa.RecordBatch, tokens: list[pa.Array],
+                   attributes: Sequence[str]) -> pa.Table:
+    """One output batch: random 64-bit row ids, the tokens and attributes, rows shuffled."""
+    n = batch.num_rows
+    row_id = pa.array(np.frombuffer(os.urandom(8 * n), dtype=np.int64))
+    rng = np.random.default_rng(int.from_bytes(os.urandom(16), "big"))
+    arrays = [row_id, *tokens, *(batch.column(a) for a in attributes)]
+    names = ["row_id", *(c.name for c in plan.columns), *attributes]
+    return pa.Table.from_arrays(arrays, names=names).take(pa.array(rng.permutation(n)))
 
 
-def _pool_map(plan: _Plan, batches: Iterable[pa.RecordBatch], workers: int
-              ) -> Iterator[tuple[pa.RecordBatch, tuple[list[pa.Array], list[dict]]]]:
-    """Tokenize batches in order: in-process for one batch or one worker, else in a process
-    pool with at most `workers + 1` batches in flight (bounded memory)."""
+def _work(args: tuple[_Plan, pa.RecordBatch, tuple[str, ...]]) -> tuple[pa.Table, list[dict]]:
+    plan, batch, attributes = args
+    tokens, counts = tokenize_batch(plan, batch)
+    return shuffled_table(plan, batch, tokens, attributes), counts
+
+
+def _pool_map(plan: _Plan, batches: Iterable[pa.RecordBatch], workers: int,
+              attributes: tuple[str, ...]) -> Iterator[tuple[pa.Table, list[dict]]]:
+    """Tokenize batches into shuffled output tables, in order: in-process for one batch or one
+    worker, else in a process pool with at most `workers + 1` batches in flight (bounded
+    memory). Workers get only the columns they need and send back finished tables, so the
+    main process only reads and writes."""
     it = iter(batches)
     first = next(it, None)
     if first is None:
@@ -197,23 +212,22 @@ def _pool_map(plan: _Plan, batches: Iterable[pa.RecordBatch], workers: int
     second = next(it, None)
     if second is None or workers <= 1:
         for batch in _chain(first, second, it):
-            yield batch, tokenize_batch(plan, batch)
+            yield _work((plan, batch, attributes))
         return
     # fork: workers start in milliseconds with everything imported, and a user's script
     # needs no `if __name__ == "__main__"` guard; elsewhere fall back to spawn.
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    columns = _needed(plan) + [a for a in attributes if a not in _needed(plan)]
+    worker_plan = replace(plan, normalize_workers=1)
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        pending: deque[tuple[pa.RecordBatch, Future]] = deque()
+        pending: deque[Future] = deque()
         for batch in _chain(first, second, it):
-            job = (replace(plan, normalize_workers=1), batch.select(_needed(plan)))
-            pending.append((batch, pool.submit(_work, job)))
+            pending.append(pool.submit(_work, (worker_plan, batch.select(columns), attributes)))
             while len(pending) > workers:
-                done_batch, fut = pending.popleft()
-                yield done_batch, fut.result()
+                yield pending.popleft().result()
         while pending:
-            done_batch, fut = pending.popleft()
-            yield done_batch, fut.result()
+            yield pending.popleft().result()
 
 
 def _chain(first: pa.RecordBatch, second: pa.RecordBatch | None,
@@ -299,7 +313,6 @@ def tokenize_file(input_path: str | os.PathLike[str], output: str | os.PathLike[
     totals: list[dict] = [{} for _ in columns]
     attr_types: dict[str, str] = {}
     rows = 0
-    rng = np.random.default_rng(int.from_bytes(os.urandom(16), "big"))
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out, 0o644) as tmp, \
@@ -308,15 +321,10 @@ def tokenize_file(input_path: str | os.PathLike[str], output: str | os.PathLike[
         writer: pq.ParquetWriter | None = None
         side: pq.ParquetWriter | None = None
         try:
-            for batch, (tokens, counts) in _pool_map(
+            for table, counts in _pool_map(
                     plan, _checked(batches, attributes, region, source.path,
-                                   allow_identifying_attr), workers):
-                n = batch.num_rows
-                row_id = pa.array(np.frombuffer(os.urandom(8 * n), dtype=np.int64))
-                perm = pa.array(rng.permutation(n))
-                arrays = [row_id, *tokens, *(batch.column(a) for a in attributes)]
-                table = pa.Table.from_arrays(arrays, names=["row_id", *names, *attributes])
-                table = table.take(perm)
+                                   allow_identifying_attr), workers, tuple(attributes)):
+                n = table.num_rows
                 if writer is None or side is None:
                     attr_types = {a: str(table.schema.field(a).type) for a in attributes}
                     writer = _token_writer(tmp, table.schema, names)

@@ -26,6 +26,21 @@ MATCH_SEPARATOR = "\x1f"
 _BLOCK = 64
 
 
+def _small_message_sha256() -> Any:
+    """CPython's built-in SHA-256 (the one hashlib falls back to): its copy() and digest()
+    cost less than OpenSSL's for the short messages tokens hash (0.68 vs 0.80 us per HMAC
+    measured); hashlib's when the interpreter has no such module."""
+    for module in ("_sha2", "_sha256"):  # 3.12+, 3.11
+        try:
+            return getattr(__import__(module), "sha256")
+        except (ImportError, AttributeError):
+            continue
+    return hashlib.sha256  # pragma: no cover - other interpreters
+
+
+_sha256 = _small_message_sha256()
+
+
 def hmac_token(key: bytes, value: str) -> bytes:
     """The reference token of one normalized value."""
     return hmac.digest(key, value.encode("utf-8"), hashlib.sha256)
@@ -36,8 +51,7 @@ def _states(key: bytes) -> tuple[Any, Any]:
     if len(key) > _BLOCK:
         key = hashlib.sha256(key).digest()
     key = key.ljust(_BLOCK, b"\0")
-    return (hashlib.sha256(bytes(b ^ 0x36 for b in key)),
-            hashlib.sha256(bytes(b ^ 0x5C for b in key)))
+    return (_sha256(bytes(b ^ 0x36 for b in key)), _sha256(bytes(b ^ 0x5C for b in key)))
 
 
 def hmac_tokens(key: bytes, values: pa.Array) -> pa.Array:

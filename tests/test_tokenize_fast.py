@@ -62,3 +62,16 @@ def test_join_match_parts_equals_python_join(parts):
             assert joined[row].as_py() is None
         else:
             assert joined[row].as_py() == protocols.MATCH_SEPARATOR.join(cells)
+
+
+@settings(max_examples=40, deadline=None)
+@given(values=st.lists(st.none() | text, min_size=1, max_size=40), data=st.data())
+def test_hmac_tokens_on_a_slice_of_a_larger_array(values, data):
+    """Batches are slices of the file's arrays: offsets and validity bitmaps must be honoured."""
+    start = data.draw(st.integers(0, len(values) - 1))
+    stop = data.draw(st.integers(start, len(values)))
+    key = bytes(range(7, 39))
+    fast = protocols.hmac_tokens(key, pa.array(values, pa.string()).slice(start, stop - start))
+    assert fast.type == pa.binary()
+    assert fast.to_pylist() == [None if v is None else protocols.hmac_token(key, v)
+                                for v in values[start:stop]]

@@ -32,7 +32,7 @@ def _small_message_sha256() -> Any:
     measured); hashlib's when the interpreter has no such module."""
     for module in ("_sha2", "_sha256"):  # 3.12+, 3.11
         try:
-            return getattr(__import__(module), "sha256")
+            return __import__(module).sha256
         except (ImportError, AttributeError):
             continue
     return hashlib.sha256  # pragma: no cover - other interpreters

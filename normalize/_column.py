@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from ._common import check_kind, check_profile, check_region
 from ._dispatch import normalizer
 from ._errors import InvalidIdentifier
-from ._fast import FastResult, fast_path
+from ._fast import fast_path
 
 # Below this many distinct fallback values, worker processes cost more than they save.
 PARALLEL_MIN_VALUES = 50_000
@@ -58,38 +58,41 @@ def normalize_column(
     check_profile(profile)
     region = check_region(region)
     arr, unencodable = _to_string_array(values)
-    n = len(arr)
-    fast = _fast_deduplicated(kind, profile, region, arr) if n else None
-    if fast is None:
-        decided = pa.repeat(pa.scalar(False), n)
-        fast_values = pa.nulls(n, pa.string())
-        fast_reasons = pa.nulls(n, pa.string())
-    else:
-        decided, fast_values, fast_reasons = fast
-    rest = arr.filter(pc.invert(decided))
-    rest_values, rest_reasons = _reference(kind, profile, region, rest, workers)
-    undecided = pc.invert(decided)
-    values_out = pc.replace_with_mask(fast_values, undecided, rest_values)
-    reasons_out = pc.replace_with_mask(fast_reasons, undecided, rest_reasons)
+    values_out, reasons_out = _normalized_deduplicated(kind, profile, region, arr, workers)
     if unencodable is not None:
         reasons_out = pc.if_else(unencodable, pa.scalar("encoding"), reasons_out)
     return ColumnResult(values=values_out, reasons=reasons_out)
 
 
-def _fast_deduplicated(kind: str, profile: str, region: str | None,
-                       arr: pa.StringArray) -> FastResult | None:
-    """The fast path over the distinct values when they repeat (names, dates, postal codes),
-    mapped back to the rows; over the rows themselves when most are distinct (emails)."""
-    if kind in _MOSTLY_DISTINCT:
-        return fast_path(kind, profile, region, arr)
+def _normalized_deduplicated(
+    kind: str, profile: str, region: str | None, arr: pa.StringArray, workers: int | None
+) -> tuple[pa.StringArray, pa.StringArray]:
+    """Kinds whose values repeat (names, dates, postal codes) are normalized once per distinct
+    value and mapped back to the rows; mostly distinct ones (emails) row by row."""
+    if kind in _MOSTLY_DISTINCT or not len(arr):
+        return _normalized(kind, profile, region, arr, workers)
     encoded = arr.dictionary_encode()
     if 2 * len(encoded.dictionary) > len(arr):
-        return fast_path(kind, profile, region, arr)
-    fast = fast_path(kind, profile, region, encoded.dictionary)
+        return _normalized(kind, profile, region, arr, workers)
+    values, reasons = _normalized(kind, profile, region, encoded.dictionary, workers)
+    missing = pc.is_null(encoded.indices)
+    return (values.take(encoded.indices),
+            pc.if_else(missing, pa.scalar("empty"), reasons.take(encoded.indices)))
+
+
+def _normalized(
+    kind: str, profile: str, region: str | None, arr: pa.StringArray, workers: int | None
+) -> tuple[pa.StringArray, pa.StringArray]:
+    """The fast path where it decides, the per-value reference for the rest."""
+    n = len(arr)
+    fast = fast_path(kind, profile, region, arr) if n else None
     if fast is None:
-        return None
-    decided, values, reasons = (x.take(encoded.indices) for x in fast)
-    return pc.fill_null(decided, False), values, reasons
+        return _reference(kind, profile, region, arr, workers)
+    decided, fast_values, fast_reasons = fast
+    undecided = pc.invert(decided)
+    rest_values, rest_reasons = _reference(kind, profile, region, arr.filter(undecided), workers)
+    return (pc.replace_with_mask(fast_values, undecided, rest_values),
+            pc.replace_with_mask(fast_reasons, undecided, rest_reasons))
 
 
 def _to_string_array(values: Any) -> tuple[pa.StringArray, pa.BooleanArray | None]:

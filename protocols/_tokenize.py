@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -394,10 +393,8 @@ def _side_schema(n: int) -> pa.Schema:
 
 
 def _side_stats(path: Path, n: int, temp_dir: str) -> tuple[list[int], int]:
-    """Rows sharing a token with another row, per token column, and row-id collisions."""
+    """Rows sharing a token with another row, per token column, and rows whose random row id
+    another row drew too (0 but for a once-in-a-lifetime collision)."""
     names = [f"t{i}" for i in range(n)]
-    repeats = repeated_rows(path, names, temp_dir)
-    with duckdb.connect(config={"threads": 1}) as con:
-        row = con.execute("SELECT count(*) - count(DISTINCT row_id) FROM read_parquet(?)",
-                          [str(path)]).fetchone()
-    return [repeats[name] for name in names], int(row[0]) if row else 0
+    repeats = repeated_rows(path, [*names, "row_id"], temp_dir)
+    return [repeats[name] for name in names], repeats["row_id"]

@@ -60,21 +60,20 @@ def repeated_rows(parquet_path: str | os.PathLike[str], columns: list[str],
     if temp_dir:
         config["temp_directory"] = temp_dir
     con = duckdb.connect(config=config)
-    # One statement for all columns: DuckDB runs the group-bys as one plan (measured 0.28 s
-    # against 0.44 s for one query per column on 4 token columns of 1M rows).
-    parts = []
-    for i, name in enumerate(columns):
-        col = quote_identifier(name)
-        parts.append(f"SELECT {i} AS k, coalesce(sum(c), 0) AS n FROM (SELECT count(*) AS c "
-                     f"FROM read_parquet(?) WHERE {col} IS NOT NULL GROUP BY {col} "
-                     "HAVING count(*) > 1)")
+    out = {}
     try:
-        rows = con.execute(" UNION ALL ".join(parts),
-                           [os.fspath(parquet_path)] * len(columns)).fetchall()
+        # One query per column: running them as one UNION ALL statement was 0.16 s faster on
+        # 4 token columns of 1M rows but held all hash tables at once (+220 MB peak).
+        for name in columns:
+            col = quote_identifier(name)
+            row = con.execute(
+                f"SELECT coalesce(sum(c), 0) FROM (SELECT count(*) AS c FROM read_parquet(?) "
+                f"WHERE {col} IS NOT NULL GROUP BY {col} HAVING count(*) > 1)",
+                [os.fspath(parquet_path)]).fetchone()
+            out[name] = int(row[0]) if row else 0
     finally:
         con.close()
-    found = {int(k): int(n) for k, n in rows}
-    return {name: found.get(i, 0) for i, name in enumerate(columns)}
+    return out
 
 
 def quote_identifier(name: str) -> str:

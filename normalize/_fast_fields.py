@@ -82,7 +82,12 @@ def postal_us(arr: pa.StringArray, profile: str) -> FastResult | None:
         return None
     # Python's str.split() splits printable ASCII on spaces only, so this is its " ".join.
     printable = pc.fill_null(pc.match_substring_regex(arr, _PRINTABLE), False)
-    text = pc.utf8_trim(pc.replace_substring_regex(arr, " {2,}", " "), characters=" ")
+    # runs of spaces collapsed (a regex replace, so only on the few rows that have one)
+    runs = pc.fill_null(pc.match_substring(arr, "  "), False)
+    if pc.any(runs).as_py():
+        arr = pc.replace_with_mask(arr, runs,
+                                   pc.replace_substring_regex(arr.filter(runs), " {2,}", " "))
+    text = pc.utf8_trim(arr, characters=" ")
     decided = pc.and_(printable, pc.fill_null(pc.greater(pc.binary_length(text), 0), False))
     ok = pc.fill_null(pc.match_substring_regex(text, _ZIP), False)
     five = pc.utf8_slice_codeunits(text, 0, 5)

@@ -82,7 +82,11 @@ def intl_phone(arr: pa.StringArray, profile: str) -> FastResult | None:
 
 def _decide(shaped: pa.StringArray, profile: str) -> tuple[pa.BooleanArray, pa.StringArray]:
     """Which `+CC NSN` values phonenumbers accepts unchanged, and their normalized form."""
-    digits = pc.replace_substring_regex(shaped, "[^0-9]+", "")
+    # the shape allows only `+`, digits and single separators: literal replaces (several times
+    # faster than a regex replace in Arrow) leave the digits
+    digits = pc.utf8_slice_codeunits(shaped, 1)
+    for separator in " .-":
+        digits = pc.replace_substring(digits, separator, "")
     codes = _country_codes()
     heads = [pc.utf8_slice_codeunits(digits, 0, k) for k in (1, 2, 3)]
     known = [pc.fill_null(pc.is_in(h, value_set=codes), False) for h in heads]

@@ -156,14 +156,24 @@ def _as_string_array(arr: Any) -> pa.Array:
 
 
 def _match_reasons(kinds: Sequence[str], reasons: Sequence[pa.Array], bad: pa.Array) -> pa.Array:
-    """A match key's reason: the first invalid part as `kind:reason`, else `empty`, else null."""
+    """A match key's reason: the first invalid part as `kind:reason`, else `empty`, else null.
+    Worked out only on the rows that have one (a few percent), then put back in place."""
+    flagged = bad
+    for r in reasons:
+        flagged = pc.or_(flagged, pc.is_valid(r))
+    out = pa.nulls(len(bad), pa.string())
+    if not pc.any(flagged).as_py():
+        return out
+    reasons = [r.filter(flagged) for r in reasons]
     null = pa.scalar(None, pa.string())
     invalid = [pc.if_else(pc.equal(r, "empty"), null,
                           pc.binary_join_element_wise(pa.scalar(f"{k}:"), r, ""))
                for k, r in zip(kinds, reasons, strict=True)]
     empty = [pc.if_else(pc.equal(r, "empty"), pa.scalar("empty"), null) for r in reasons]
     combined = pc.coalesce(*invalid, *empty)
-    return pc.if_else(pc.and_(pc.is_null(combined), bad), pa.scalar("control_char"), combined)
+    some = pc.if_else(pc.and_(pc.is_null(combined), bad.filter(flagged)),
+                      pa.scalar("control_char"), combined)
+    return pc.replace_with_mask(out, flagged, some)
 
 
 def tokenize_batch(plan: _Plan, batch: pa.RecordBatch) -> tuple[list[pa.Array], list[dict]]:

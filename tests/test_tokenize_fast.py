@@ -75,3 +75,25 @@ def test_hmac_tokens_on_a_slice_of_a_larger_array(values, data):
     assert fast.type == pa.binary()
     assert fast.to_pylist() == [None if v is None else protocols.hmac_token(key, v)
                                 for v in values[start:stop]]
+
+
+_reason = st.none() | st.sampled_from(["empty", "syntax", "date", "postal", "placeholder"])
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows=st.lists(st.tuples(st.lists(_reason, min_size=3, max_size=3), st.booleans()),
+                     min_size=1, max_size=30))
+def test_match_reasons_equal_the_rule_row_by_row(rows):
+    """First invalid part as kind:reason, else empty, else control_char, else valid (null)."""
+    from protocols._tokenize import _match_reasons
+
+    kinds = ("first_name", "last_name", "dob")
+    reasons = [pa.array([r[0][i] for r in rows], pa.string()) for i in range(3)]
+    bad = pa.array([r[1] for r in rows], pa.bool_())
+    expected = []
+    for parts, is_bad in rows:
+        invalid = [f"{k}:{p}" for k, p in zip(kinds, parts, strict=True)
+                   if p is not None and p != "empty"]
+        expected.append(invalid[0] if invalid else "empty" if "empty" in parts
+                        else "control_char" if is_bad else None)
+    assert _match_reasons(kinds, reasons, bad).to_pylist() == expected

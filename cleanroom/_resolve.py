@@ -3,13 +3,16 @@
 All in DuckDB SQL, no Python loop per row or edge:
 
 1. memberships, one rule at a time (small hash tables, no spilling): one row (node, token) per
-   non-null token, where node = table index * 2^40 + the record's row number in its file;
+   non-null token, where node = table index * 2^40 + the record's row number in its file,
+   read from the files as they are grouped (not stored);
 2. keys: group memberships by token; a token found in more than max_records_per_token rows of
    any one table is ignored everywhere (and counted); keys with one record link nothing;
    a two-record key is one edge, a bigger key a star from its smallest record;
 3. min-label propagation over the edges with pointer jumping, one SQL round per iteration
    until no label changes (labels only decrease, so it terminates); at the fixpoint every
-   record carries the smallest node id of its component;
+   record carries the smallest node id of its component. When only one rule links, each
+   record is in at most one key, so the components are the keys' stars themselves and
+   propagation is skipped (same labels; tested against the propagation path);
 4. entity ids are the labels put through a keyed 48-bit bijection (`scramble_sql`), so they
    are unique but say nothing about which table or row they came from; a record linked to no
    other is its own entity, with id scramble(node). For each entity the first rule (priority
@@ -136,15 +139,19 @@ def resolve(
     cache_dir: Path,
     *,
     use_cache: bool = True,
+    propagate: bool = False,
 ) -> Resolution:
-    """Resolve entities across `tables`; the result is a Parquet file in `cache_dir`."""
+    """Resolve entities across `tables`; the result is a Parquet file in `cache_dir`.
+
+    `propagate` forces label propagation even where one rule links (the reference path that
+    the single-rule shortcut is tested against)."""
     key = cache_key(tables, rules, max_records_per_token, cache_dir)
     target = cache_dir / f"resolution-{key[:24]}.parquet"
     if use_cache and target.exists():
         cached = _load(target, key)
         if cached is not None:
             return cached
-    return _compute(con, tables, rules, max_records_per_token, key, target)
+    return _compute(con, tables, rules, max_records_per_token, key, target, propagate=propagate)
 
 
 def _load(path: Path, key: str) -> Resolution | None:
@@ -196,62 +203,22 @@ def new_scramble_key() -> tuple[int, int, int]:
     return (secrets.randbits(48), secrets.randbits(16) | 1, secrets.randbits(16) | 1)
 
 
-def _compute(
-    con: duckdb.DuckDBPyConnection,
-    tables: Sequence[ResolveInput],
-    rules: Sequence[str],
-    cap: int,
-    key: str,
-    target: Path,
-) -> Resolution:
-    n = len(tables)
-    if n > MAX_TABLES:
-        raise CleanroomError(f"entity resolution handles at most {MAX_TABLES} tables, not {n}")
-    for name in ("_cr_memb", "_cr_keys", "_cr_big", "_cr_bigk", "_cr_edges", "_cr_lab",
-                 "_cr_new", "_cr_comp", "_cr_ent"):
-        execute(con, f"DROP TABLE IF EXISTS {quote_ident(name)}")
+def _stars(con: duckdb.DuckDBPyConnection) -> int:
+    """Components when only one rule links: a record has at most one token, so it is in at
+    most one key, and each key's edges are a star from its smallest record; the components
+    are the keys, labelled by that record (what propagation reaches in its first round)."""
+    execute(con, "CREATE TEMP TABLE _cr_lab AS SELECT a AS node, a AS lab FROM _cr_edges "
+                 "GROUP BY a UNION ALL SELECT b, a FROM _cr_edges")
+    execute(con, "CREATE TEMP TABLE _cr_comp AS SELECT a AS lab, "
+                 f"bit_or((CAST(1 AS UBIGINT) << CAST(a >> {NODE_SHIFT} AS UBIGINT)) | "
+                 f"(CAST(1 AS UBIGINT) << CAST(b >> {NODE_SHIFT} AS UBIGINT))) AS mask, "
+                 "min(r) FILTER (WHERE spans) AS rule FROM _cr_edges GROUP BY a")
+    return 1
+
+
+def _propagate(con: duckdb.DuckDBPyConnection) -> int:
+    """Components by min-label propagation with pointer jumping; returns the rounds."""
     shift = NODE_SHIFT
-    execute(con, "CREATE TEMP TABLE _cr_keys (r UTINYINT, k BIGINT, a BIGINT, b BIGINT)")
-    execute(con, "CREATE TEMP TABLE _cr_big (a BIGINT, r UTINYINT, node BIGINT, t UTINYINT)")
-    for r, rule in enumerate(rules):
-        memb = _memberships_sql(tables, rule)
-        if not memb.text:
-            continue
-        # One rule at a time keeps the aggregation's hash table small (no spilling).
-        execute(con, Sql(f"CREATE TEMP TABLE _cr_memb AS {memb.text}", memb.params))
-        # Keys shared by at least two records: how many, the smallest and the largest record.
-        execute(con, Sql("INSERT INTO _cr_keys SELECT CAST(? AS UTINYINT), count(*), min(node), "
-                         "max(node) FROM _cr_memb GROUP BY tok HAVING count(*) > 1", (r,)))
-        # Keys of more than two records (rare): all their records.
-        execute(con, Sql("INSERT INTO _cr_big "
-                         "WITH kt AS (SELECT m.tok, m.node AS a FROM _cr_memb m JOIN _cr_keys k "
-                         "ON m.node = k.a WHERE k.r = ? AND k.k > 2) "
-                         "SELECT kt.a, CAST(? AS UTINYINT), m.node, m.t FROM _cr_memb m "
-                         "JOIN kt ON m.tok = kt.tok", (r, r)))
-        execute(con, "DROP TABLE _cr_memb")
-    per_table = ", ".join(f"count(*) FILTER (WHERE t = {i}) AS c{i}" for i in range(n))
-    over = " OR ".join(f"c{i} > ?" for i in range(n))
-    spread = " + ".join(f"CAST(c{i} > 0 AS INTEGER)" for i in range(n))
-    execute(con, Sql(
-        f"CREATE TEMP TABLE _cr_bigk AS SELECT a, r, k, ({spread}) AS spans, "
-        f"({over}) AS ignored FROM (SELECT a, r, count(*) AS k, {per_table} FROM _cr_big "
-        "GROUP BY a, r)", tuple([cap] * n)))
-    # Two-record keys: over-shared only if both records are in one table and cap < 2.
-    same = f"(a >> {shift}) = (b >> {shift})"
-    ignored = {rule: {"tokens": 0, "records": 0} for rule in rules}
-    for r, ntok, nrec in execute(con, Sql(
-            f"SELECT r, count(*), sum(k) FROM (SELECT r, k FROM _cr_keys WHERE k = 2 AND {same} "
-            "AND ? < 2 UNION ALL SELECT r, k FROM _cr_bigk WHERE ignored) GROUP BY r",
-            (cap,))).fetchall():
-        ignored[rules[r]] = {"tokens": int(ntok), "records": int(nrec)}
-    # Edges: (a, b) for two-record keys; a star from the smallest record for bigger keys.
-    execute(con, Sql(
-        "CREATE TEMP TABLE _cr_edges AS "
-        f"SELECT a, b, r, NOT {same} AS spans FROM _cr_keys WHERE k = 2 AND NOT ({same} AND ? < 2)"
-        " UNION ALL SELECT g.a, g.node AS b, g.r, k.spans > 1 AS spans FROM _cr_big g "
-        "JOIN _cr_bigk k USING (a, r) WHERE NOT k.ignored AND g.node <> g.a", (cap,)))
-    for name in ("_cr_keys", "_cr_big", "_cr_bigk"):
-        execute(con, f"DROP TABLE {quote_ident(name)}")
     execute(con, "CREATE TEMP TABLE _cr_lab AS SELECT x AS node, min(y) AS lab FROM "
                  "(SELECT a AS x, a AS y FROM _cr_edges UNION ALL SELECT b, a FROM _cr_edges) "
                  "GROUP BY x")
@@ -280,6 +247,73 @@ def _compute(
                  f"SELECT c.lab, c.mask, rule.rule FROM (SELECT lab, "
                  f"bit_or(CAST(1 AS UBIGINT) << CAST(node >> {shift} AS UBIGINT)) AS mask "
                  "FROM _cr_lab GROUP BY lab) c LEFT JOIN rule USING (lab)")
+    return rounds
+
+
+def _compute(
+    con: duckdb.DuckDBPyConnection,
+    tables: Sequence[ResolveInput],
+    rules: Sequence[str],
+    cap: int,
+    key: str,
+    target: Path,
+    *,
+    propagate: bool = False,
+) -> Resolution:
+    n = len(tables)
+    if n > MAX_TABLES:
+        raise CleanroomError(f"entity resolution handles at most {MAX_TABLES} tables, not {n}")
+    for name in ("_cr_keys", "_cr_big", "_cr_bigk", "_cr_edges", "_cr_lab",
+                 "_cr_new", "_cr_comp", "_cr_ent"):
+        execute(con, f"DROP TABLE IF EXISTS {quote_ident(name)}")
+    shift = NODE_SHIFT
+    execute(con, "CREATE TEMP TABLE _cr_keys (r UTINYINT, k BIGINT, a BIGINT, b BIGINT, tok BLOB)")
+    execute(con, "CREATE TEMP TABLE _cr_big (a BIGINT, r UTINYINT, node BIGINT, t UTINYINT)")
+    linking = []
+    for r, rule in enumerate(rules):
+        memb = _memberships_sql(tables, rule)
+        if not memb.text:
+            continue
+        linking.append(rule)
+        # Keys shared by at least two records: how many, the smallest and the largest record,
+        # grouped straight from the files (one rule at a time keeps the hash table small);
+        # the token is kept only for the rare keys of more than two records.
+        execute(con, Sql("INSERT INTO _cr_keys SELECT CAST(? AS UTINYINT), count(*), min(node), "
+                         f"max(node), CASE WHEN count(*) > 2 THEN tok END FROM ({memb.text}) "
+                         "GROUP BY tok HAVING count(*) > 1", (r, *memb.params)))
+        if fetch_one(con, Sql("SELECT count(*) FROM _cr_keys WHERE r = ? AND k > 2", (r,)))[0]:
+            # Keys of more than two records: all their records, from a second read.
+            execute(con, Sql("INSERT INTO _cr_big SELECT k.a, CAST(? AS UTINYINT), m.node, m.t "
+                             f"FROM ({memb.text}) m JOIN (SELECT tok, a FROM _cr_keys "
+                             "WHERE r = ? AND k > 2) k ON m.tok = k.tok",
+                             (r, *memb.params, r)))
+    per_table = ", ".join(f"count(*) FILTER (WHERE t = {i}) AS c{i}" for i in range(n))
+    over = " OR ".join(f"c{i} > ?" for i in range(n))
+    spread = " + ".join(f"CAST(c{i} > 0 AS INTEGER)" for i in range(n))
+    execute(con, Sql(
+        f"CREATE TEMP TABLE _cr_bigk AS SELECT a, r, k, ({spread}) AS spans, "
+        f"({over}) AS ignored FROM (SELECT a, r, count(*) AS k, {per_table} FROM _cr_big "
+        "GROUP BY a, r)", tuple([cap] * n)))
+    # Two-record keys: over-shared only if both records are in one table and cap < 2.
+    same = f"(a >> {shift}) = (b >> {shift})"
+    ignored = {rule: {"tokens": 0, "records": 0} for rule in rules}
+    for r, ntok, nrec in execute(con, Sql(
+            f"SELECT r, count(*), sum(k) FROM (SELECT r, k FROM _cr_keys WHERE k = 2 AND {same} "
+            "AND ? < 2 UNION ALL SELECT r, k FROM _cr_bigk WHERE ignored) GROUP BY r",
+            (cap,))).fetchall():
+        ignored[rules[r]] = {"tokens": int(ntok), "records": int(nrec)}
+    # Edges: (a, b) for two-record keys; a star from the smallest record for bigger keys.
+    execute(con, Sql(
+        "CREATE TEMP TABLE _cr_edges AS "
+        f"SELECT a, b, r, NOT {same} AS spans FROM _cr_keys WHERE k = 2 AND NOT ({same} AND ? < 2)"
+        " UNION ALL SELECT g.a, g.node AS b, g.r, k.spans > 1 AS spans FROM _cr_big g "
+        "JOIN _cr_bigk k USING (a, r) WHERE NOT k.ignored AND g.node <> g.a", (cap,)))
+    for name in ("_cr_keys", "_cr_big", "_cr_bigk"):
+        execute(con, f"DROP TABLE {quote_ident(name)}")
+    if len(linking) == 1 and not propagate:
+        rounds = _stars(con)
+    else:
+        rounds = _propagate(con)
     execute(con, "DROP TABLE _cr_edges")
     # The entity map of linked records only; every other record is its own entity.
     scramble = new_scramble_key()

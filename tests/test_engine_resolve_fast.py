@@ -47,7 +47,8 @@ def test_single_rule_shortcut_equals_propagation(tmp_path, seed, cap, ntables):
                  "phone": f"p{rnd.randrange(40)}"} for _ in range(n)]
         paths.append(write_party(tmp_path / f"t{i}.parquet", f"t{i}", recs, attributes={},
                                  seed=seed + i))
-    inputs = [ResolveInput(f"t{i}", p, KINDS, n) for i, (p, n) in enumerate(zip(paths, sizes))]
+    inputs = [ResolveInput(f"t{i}", p, KINDS, n)
+              for i, (p, n) in enumerate(zip(paths, sizes, strict=True))]
     con = connect()
     fast = resolve(con, inputs, ("email",), cap, tmp_path / "fast")
     slow = resolve(con, inputs, ("email",), cap, tmp_path / "slow", propagate=True)

@@ -39,11 +39,13 @@ from protocols import CleanroomBug, CleanroomError, PolicyRefusal
 
 from ._sqlcheck import CheckedQuery, TableRules, check_sql
 from ._sqltree import (
+    MAX_SQL_CHARS,
     Node,
     aliased,
     and_,
     canon,
     col,
+    condition,
     int_node,
     is_aggregate,
     node_of,
@@ -141,9 +143,11 @@ def _modifiers(q: CheckedQuery, orders: list[Node]) -> list[Node]:
     return mods
 
 
-def _output_names(con: duckdb.DuckDBPyConnection, select: Sequence[Node]) -> tuple[str, ...]:
+def _output_names(
+    con: duckdb.DuckDBPyConnection, select: Sequence[Node], checked: Sequence[Node]
+) -> tuple[str, ...]:
     names = []
-    for item in select:
+    for item, done in zip(select, checked, strict=True):
         if item.get("alias"):
             names.append(str(item["alias"]))
         elif item.get("class") == "COLUMN_REF":
@@ -151,18 +155,23 @@ def _output_names(con: duckdb.DuckDBPyConnection, select: Sequence[Node]) -> tup
         else:
             node = node_of("SELECT a")
             node["select_list"] = [copy.deepcopy(item)]
-            names.append(re.sub(r"^SELECT\s+", "", to_sql(con, node)))
+            try:
+                text = to_sql(con, node)
+            except PolicyRefusal:  # as written it does not regenerate (e.g. a quoted type)
+                node["select_list"] = [copy.deepcopy(done)]
+                text = to_sql(con, node)
+            names.append(re.sub(r"^SELECT\s+", "", text))
     return tuple(names)
 
 
 def plan(query: CheckedQuery, con: duckdb.DuckDBPyConnection, groups_table: str) -> Plan:
     """The SQL to run for a checked query; aggregation queries read `groups_table`."""
-    names = _output_names(con, query.originals or query.select)
+    names = _output_names(con, query.originals or query.select, query.select)
     if query.kind == "list":
         node = node_of("SELECT a FROM t")
         node["select_list"] = [aliased(i, n) for i, n in zip(query.select, names, strict=True)]
         node["from_table"] = copy.deepcopy(query.from_table)
-        node["where_clause"] = None if query.where is None else try_(query.where)
+        node["where_clause"] = None if query.where is None else condition(query.where)
         node["modifiers"] = _modifiers(query, [{**o, "expression": try_(o["expression"])}
                                                for o in query.orders])
         return Plan(names, to_sql(con, node))
@@ -179,12 +188,12 @@ def plan(query: CheckedQuery, con: duckdb.DuckDBPyConnection, groups_table: str)
             for j, k in enumerate(found)}
     inner = node_of("SELECT a FROM t GROUP BY a")
     inner["select_list"] = (
-        [aliased(try_(g), f"{_RESERVED}g{i}") for i, g in enumerate(query.groups)]
+        [aliased(try_(g, always=True), f"{_RESERVED}g{i}") for i, g in enumerate(query.groups)]
         + [aliased(a, aggs[k]) for k, a in found.items() if aggs[k] != f"{_RESERVED}n"]
         + [aliased(counter, f"{_RESERVED}n")])
     inner["from_table"] = copy.deepcopy(query.from_table)
-    inner["where_clause"] = None if query.where is None else try_(query.where)
-    inner["group_expressions"] = [try_(g) for g in query.groups]
+    inner["where_clause"] = None if query.where is None else condition(query.where)
+    inner["group_expressions"] = [try_(g, always=True) for g in query.groups]
     inner["group_sets"] = [list(range(len(query.groups)))] if query.groups else []
     outer = node_of(f"SELECT a FROM {_RESERVED}groups WHERE {_RESERVED}n >= 2")
     outer["from_table"]["table_name"] = groups_table
@@ -192,7 +201,7 @@ def plan(query: CheckedQuery, con: duckdb.DuckDBPyConnection, groups_table: str)
     outer["where_clause"]["right"] = int_node(query.minimum)
     if query.having is not None:
         outer["where_clause"] = and_([outer["where_clause"],
-                                      try_(_rewrite(query.having, groups, aggs))])
+                                      condition(_rewrite(query.having, groups, aggs))])
     outer["select_list"] = [aliased(try_(_rewrite(i, groups, aggs)), n)
                             for i, n in zip(query.select, names, strict=True)]
     outer["modifiers"] = _modifiers(query, [
@@ -245,6 +254,8 @@ def execute_checked(
 def redacted_sql(sql: str) -> str | None:
     """The query as DuckDB understood it, with every constant and unusual name masked, for
     the audit log (an analyst may type an email address; the log never holds one)."""
+    if len(sql) > MAX_SQL_CHARS:
+        return None
     try:
         return to_sql(None, _redact(parse(sql)[0]["node"]))
     except (CleanroomError, CleanroomBug, duckdb.Error, KeyError, TypeError, RecursionError):

@@ -9,6 +9,7 @@ alias or position replaced by the expression it stands for, ready for `_query` t
 Rules (names as they appear in refusals and in the audit log):
     parse, single_select, cte, set_operation, subquery, window_function, select_star,
     table_function, unknown_table, mixed_rules, join_type, join_condition, join_required,
+    self_join,
     entity_id, token_column, unknown_column, ambiguous_column, column_role,
     disallowed_output_column, aggregate_required, aggregate_function, aggregate_argument,
     scalar_function, grouping_sets, limit, list_distinct, list_aggregate, unsupported_sql
@@ -28,6 +29,7 @@ from protocols import CleanroomBug, PolicyRefusal
 from ._policy import ENTITY_COLUMN
 from ._sqlexpr import EXPR_COMMON, EXPR_KEYS, Context, ExpressionChecks, TableRules
 from ._sqltree import (
+    MAX_SQL_CHARS,
     Node,
     canon,
     column_names_in,
@@ -40,6 +42,9 @@ from ._sqltree import (
     uncovered,
 )
 
+# Select items, GROUP BY and ORDER BY expressions each: more is a denial of service (10,000
+# GROUP BY expressions took 40 s to check and plan), not an analysis.
+MAX_ITEMS = 256
 _REF_COMMON = {"type", "alias", "sample", "query_location", "query_location_length"}
 _REF_KEYS = {
     "BASE_TABLE": _REF_COMMON | {"schema_name", "table_name", "column_name_alias",
@@ -131,6 +136,14 @@ class _Checker(ExpressionChecks):
         for k, v in node.items():
             if k not in known and not is_empty(v):
                 self.refuse("unsupported_sql", f"unsupported SELECT feature {safe_name(k)}")
+        sizes = (("select list items", len(node.get("select_list") or [])),
+                 ("GROUP BY expressions", len(node.get("group_expressions") or [])),
+                 ("ORDER BY expressions", sum(len(m.get("orders") or [])
+                                              for m in node.get("modifiers") or [])))
+        for what, n in sizes:
+            if n > MAX_ITEMS:
+                raise PolicyRefusal("unsupported_sql", f"too many {what} ({n:,}; at most "
+                                    f"{MAX_ITEMS})")
         self.from_clause(node.get("from_table") or {})
         self.raise_if_refused()  # nothing below makes sense without a valid FROM
         kinds = {t.policy.analysis_rule for t in self.scope.values()}
@@ -211,6 +224,12 @@ class _Checker(ExpressionChecks):
         if ref.get("column_name_alias"):
             self.refuse("unsupported_sql", "renaming a table's columns in FROM is not allowed")
         alias = str(ref.get("alias") or name).lower()
+        if any(t is table for t in self.scope.values()):
+            # A table joined to itself on entity_id teaches nothing new about people, but it
+            # multiplies each person's records (a denial of service); one reference per table.
+            self.refuse("self_join", f"table {safe_name(table.name)} appears twice in FROM: "
+                        "each table may be used once (no self-joins)")
+            return []
         if alias in self.scope:
             self.refuse("unsupported_sql", f"the name {safe_name(alias)} is used twice in FROM")
             return []
@@ -412,6 +431,9 @@ def check_sql(
     """Parse and check analyst SQL for `runner`; return the checked query or refuse once."""
     if not isinstance(sql, str) or not sql.strip():
         raise PolicyRefusal("parse", "the SQL is empty")
+    if len(sql) > MAX_SQL_CHARS:
+        raise PolicyRefusal("unsupported_sql", f"the query is too long ({len(sql):,} characters; "
+                            f"at most {MAX_SQL_CHARS:,})")
     statements = parse(sql, con)
     checker = _Checker(tables, runner)
     try:

@@ -19,6 +19,7 @@ from ._sqltree import (
     duckdb_aggregates,
     int_constant,
     is_empty,
+    node_of,
     qualified_name,
     safe_name,
 )
@@ -247,6 +248,11 @@ class ExpressionChecks:
                     "decimal", "numeric")):
             self.refuse("unsupported_sql", "CAST only to a plain number, text, date, timestamp "
                         "or boolean type")
+        else:
+            # The type as DuckDB spells it unquoted: a quoted "integer" regenerates differently.
+            plain = node_of(f"SELECT CAST(a AS {tname})")["select_list"][0]["type_expr"]
+            texpr["type_name"] = plain["type_name"]
+            texpr["qualified_name"] = plain["qualified_name"]
         self.expr(node.get("child"), ctx)
 
     def scalar_allowed(self, aws: str) -> bool:

@@ -24,6 +24,9 @@ SAFE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 # JSON nesting of a parse tree: DuckDB cannot regenerate SQL from trees much deeper (about 260),
 # and it keeps every tree walk far from Python's recursion limit.
 MAX_DEPTH = 200
+# Longer SQL is refused before parsing: a 100,000-constant IN list (0.8 MB) takes ~8 s to check
+# and plan; 100,000 characters still fit a 10,000-value IN list.
+MAX_SQL_CHARS = 100_000
 
 
 def _depth(tree: Any) -> int:
@@ -188,11 +191,27 @@ def col(*names: str) -> Node:
     return node
 
 
-def try_(expr: Node) -> Node:
-    if expr.get("class") in ("COLUMN_REF", "CONSTANT"):
+def try_(expr: Node, *, always: bool = False) -> Node:
+    """TRY(expr): an expression that fails yields NULL instead of an error. Plain columns and
+    constants are left bare (names stay readable) unless `always`: a bare column used as a
+    condition is still cast to BOOLEAN, and a bare whole number in GROUP BY is a position."""
+    if expr.get("class") in ("COLUMN_REF", "CONSTANT") and not always:
         return expr
     node = node_of("SELECT TRY(a)")["select_list"][0]
     node["children"] = [expr]
+    return node
+
+
+def condition(expr: Node) -> Node:
+    """A WHERE / HAVING condition that cannot fail: TRY(CAST(expr AS BOOLEAN)) unless expr is
+    already a comparison or boolean operation (the implicit cast of a bare column to BOOLEAN
+    would otherwise raise outside TRY, and an error says something about the data)."""
+    cls = expr.get("class")
+    if cls in ("COMPARISON", "CONJUNCTION", "BETWEEN") or (
+            cls == "OPERATOR" and expr.get("type") != "OPERATOR_COALESCE"):
+        return try_(expr, always=True)
+    node = node_of("SELECT TRY(CAST(a AS BOOLEAN))")["select_list"][0]
+    node["children"][0]["child"] = expr
     return node
 
 
@@ -232,7 +251,9 @@ def to_sql(con: duckdb.DuckDBPyConnection | None, node: Node) -> str:
     # What runs must be what was checked: the text must parse back into the very same tree.
     back = parse(row[0], con)[0]
     if back.get("named_param_map") or strip_locations(back["node"]) != strip_locations(node):
-        raise CleanroomBug("regenerated SQL does not parse back into the checked tree")
+        # Never run text that differs from what was checked; refuse rather than guess.
+        raise PolicyRefusal("unsupported_sql", "the query uses a construct that does not "
+                            "survive regeneration from its checked form")
     return row[0]
 
 

@@ -203,3 +203,88 @@ def test_cli_refusal_is_one_line_exit_3(room, sql, rule):
 def test_comments_are_not_statements(room, sql):
     r = run_query(room, "airline", sql)
     assert r.columns == ("n",) and [tuple(x) for x in r.rows] == [(122,)]
+
+
+# -- red-team findings: each got through (or crashed) before its fix -----------------------
+FINDINGS = [
+    # A table joined to itself crashed the engine (internal error, traceback) and multiplies
+    # each person's records: each table may be referenced once.
+    ("SELECT COUNT(*) FROM airline a JOIN airline b ON a.entity_id = b.entity_id", "self_join"),
+    ("SELECT COUNT(*) FROM airline a JOIN brand b ON a.entity_id = b.entity_id "
+     "JOIN airline c ON c.entity_id = b.entity_id", "self_join"),
+    ("SELECT COUNT(*) FROM airline a JOIN (brand b JOIN airline c ON b.entity_id = "
+     "c.entity_id) ON a.entity_id = b.entity_id", "self_join"),
+    ("SELECT COUNT(*) FROM airline, airline", "self_join"),
+    # Denial of service: size caps before any planning.
+    ("SELECT COUNT(*) FROM airline WHERE birth_year IN (" + ",".join(
+        str(i) for i in range(20000)) + ")", "unsupported_sql"),
+    ("SELECT COUNT(*) FROM airline GROUP BY " + ",".join(
+        f"SUBSTRING(tier, 1, {i})" for i in range(300)), "unsupported_sql"),
+    ("SELECT " + ",".join(f"SUM(miles) * {i}" for i in range(300)) + " FROM airline",
+     "unsupported_sql"),
+]
+
+
+@pytest.mark.parametrize("sql,rule", FINDINGS, ids=[f"{i:02d}-{r}" for i, (_, r) in
+                                                    enumerate(FINDINGS)])
+def test_finding_is_refused_naming_the_rule(room, sql, rule):
+    with pytest.raises(PolicyRefusal) as e:
+        run_query(room, "airline", sql)
+    assert rule in e.value.rules, (e.value.rules, str(e.value))
+    assert "\n" not in str(e.value)
+
+
+def test_self_join_refusal_is_one_line_on_the_cli(room):
+    res = CliRunner().invoke(main, ["query", str(room.collaboration.path), "--as", "airline",
+                                    "--sql", FINDINGS[0][0]])
+    assert res.exit_code == 3 and res.stdout == ""
+    assert res.stderr.startswith("error: refused by rule self_join") and \
+        len(res.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT COUNT(*) AS n FROM airline WHERE tier",  # VARCHAR -> BOOLEAN outside TRY() failed
+    "SELECT COUNT(*) AS n FROM airline WHERE home_airport",
+    "SELECT tier, COUNT(*) AS n FROM airline GROUP BY tier HAVING tier",
+])
+def test_a_bare_column_as_condition_is_no_error_oracle(room, sql):
+    # Before: "the query failed while running (ConversionException)", an error that depends on
+    # the values in the table. Now the condition is TRY(CAST(... AS BOOLEAN)): no row passes.
+    assert run_query(room, "airline", sql).rows == ()
+
+
+def test_a_bare_column_as_list_condition_is_no_error_oracle(tmp_path):
+    from test_query import build_collaboration
+    with cleanroom.open_collaboration(build_collaboration(tmp_path, rule="list")) as r:
+        res = run_query(r, "airline", "SELECT DISTINCT a.tier FROM airline a JOIN brand b "
+                        "ON a.entity_id = b.entity_id WHERE b.segment")
+    assert res.rows == ()
+
+
+def test_a_quoted_cast_type_runs_like_the_plain_one(room):
+    # Before: an internal error (the regenerated SQL spelled the type differently).
+    quoted = run_query(room, "airline", 'SELECT CAST(tier AS "varchar") AS t, COUNT(*) AS n '
+                       "FROM airline GROUP BY 1 ORDER BY 1")
+    plain = run_query(room, "airline", "SELECT CAST(tier AS VARCHAR) AS t, COUNT(*) AS n "
+                      "FROM airline GROUP BY 1 ORDER BY 1")
+    assert quoted.rows == plain.rows and len(plain.rows) == 3
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT 2 AS k, COUNT(*) AS n FROM airline GROUP BY 1",  # was: GROUP BY 2 -> an aggregate
+    "SELECT 3 AS k, tier, COUNT(*) AS n FROM airline GROUP BY k, tier",
+])
+def test_whole_number_group_keys_are_not_positions(room, sql):
+    res = run_query(room, "airline", sql)
+    assert sum(r[-1] for r in res.rows) == 122 and all(r[0] in (2, 3) for r in res.rows)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT COUNT(*) AS n FROM airline WHERE home_airport = 'OAK'",  # three people
+    "SELECT COUNT(*) AS n FROM airline WHERE home_airport = 'OAK' AND tier",
+    "SELECT COUNT(*) AS n FROM airline WHERE CAST(home_airport AS INTEGER) IS NULL "
+    "AND home_airport = 'OAK'",
+    "SELECT home_airport, COUNT(*) AS n FROM airline GROUP BY 1 HAVING home_airport",
+])
+def test_threshold_holds_whatever_the_condition(room, sql):
+    assert all(r[-1] >= 5 for r in run_query(room, "airline", sql).rows)

@@ -31,6 +31,7 @@ import json
 import os
 import secrets
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,8 @@ def _stat_id(path: Path) -> list[int]:
 
 def content_hashes(paths: Sequence[Path], cache_dir: Path) -> list[str]:
     """SHA-256 of each file, remembered in `cache_dir` against the file's identity, size and
-    modification times (as git's index does), so an unchanged file is not read again."""
+    modification times (as git's index does), so an unchanged file is not read again; files
+    not remembered are hashed in parallel threads."""
     memo_path = cache_dir / "file-hashes.json"
     try:
         memo = json.loads(memo_path.read_text())
@@ -104,17 +106,22 @@ def content_hashes(paths: Sequence[Path], cache_dir: Path) -> list[str]:
             memo = {}
     except (OSError, ValueError):
         memo = {}
-    out, changed = [], False
-    for p in paths:
-        name, ident = os.fspath(p.resolve()), _stat_id(p)
+    names = [os.fspath(p.resolve()) for p in paths]
+    idents = [_stat_id(p) for p in paths]
+    todo = {}
+    for name, ident, p in zip(names, idents, paths, strict=True):
         seen = memo.get(name)
-        if isinstance(seen, dict) and seen.get("stat") == ident and "sha256" in seen:
-            out.append(str(seen["sha256"]))
-            continue
-        digest = file_sha256(p)
-        memo[name] = {"stat": ident, "sha256": digest}
-        out.append(digest)
-        changed = True
+        if not (isinstance(seen, dict) and seen.get("stat") == ident and "sha256" in seen):
+            todo[name] = p
+    changed = bool(todo)
+    if todo:
+        # hashlib releases the GIL on large blocks: the files are hashed side by side.
+        with ThreadPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 1)) as pool:
+            digests = dict(zip(todo, pool.map(file_sha256, todo.values()), strict=True))
+        for name, ident in zip(names, idents, strict=True):
+            if name in digests:
+                memo[name] = {"stat": ident, "sha256": digests[name]}
+    out = [str(memo[name]["sha256"]) for name in names]
     if changed:
         cache_dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(memo_path, 0o600) as tmp:

@@ -74,3 +74,27 @@ def test_two_rules_still_propagate(tmp_path):
     assert partition(con, res, [1, 2]) == {frozenset({(0, 0), (1, 0), (1, 1)})}
     assert res.tables == {"a": {"rows": 1, "entities": 1}, "b": {"rows": 2, "entities": 1}}
     assert res.links_by_rule == {"email": 1, "phone": 0}
+
+
+def test_content_hashes_parallel_and_remembered(tmp_path):
+    import hashlib
+    import os
+
+    from cleanroom._resolve import content_hashes
+
+    files = []
+    for i in range(3):
+        f = tmp_path / f"f{i}.bin"
+        f.write_bytes(os.urandom(3 << 20) + bytes([i]))
+        files.append(f)
+    want = [hashlib.sha256(f.read_bytes()).hexdigest() for f in files]
+    cache = tmp_path / "cache"
+    assert content_hashes(files, cache) == want
+    assert content_hashes([files[2], files[0], files[2]], cache) == [want[2], want[0], want[2]]
+    # A rewritten file (new contents, same size) is hashed again, the others remembered.
+    tmp = tmp_path / "new.bin"
+    tmp.write_bytes(os.urandom(3 << 20) + b"\x01")
+    os.replace(tmp, files[1])
+    again = content_hashes(files, cache)
+    assert again[0] == want[0] and again[2] == want[2]
+    assert again[1] == hashlib.sha256(files[1].read_bytes()).hexdigest() != want[1]

@@ -164,6 +164,12 @@ def _output_names(
     return tuple(names)
 
 
+def _group_key(g: Node) -> Node:
+    """A GROUP BY key as run: TRY(...) around expressions and constants (a bare whole number
+    in GROUP BY would be read as a position); plain columns stay bare."""
+    return try_(g, always=g.get("class") == "CONSTANT")
+
+
 def plan(query: CheckedQuery, con: duckdb.DuckDBPyConnection, groups_table: str) -> Plan:
     """The SQL to run for a checked query; aggregation queries read `groups_table`."""
     names = _output_names(con, query.originals or query.select, query.select)
@@ -188,12 +194,12 @@ def plan(query: CheckedQuery, con: duckdb.DuckDBPyConnection, groups_table: str)
             for j, k in enumerate(found)}
     inner = node_of("SELECT a FROM t GROUP BY a")
     inner["select_list"] = (
-        [aliased(try_(g, always=True), f"{_RESERVED}g{i}") for i, g in enumerate(query.groups)]
+        [aliased(_group_key(g), f"{_RESERVED}g{i}") for i, g in enumerate(query.groups)]
         + [aliased(a, aggs[k]) for k, a in found.items() if aggs[k] != f"{_RESERVED}n"]
         + [aliased(counter, f"{_RESERVED}n")])
     inner["from_table"] = copy.deepcopy(query.from_table)
     inner["where_clause"] = None if query.where is None else condition(query.where)
-    inner["group_expressions"] = [try_(g, always=True) for g in query.groups]
+    inner["group_expressions"] = [_group_key(g) for g in query.groups]
     inner["group_sets"] = [list(range(len(query.groups)))] if query.groups else []
     outer = node_of(f"SELECT a FROM {_RESERVED}groups WHERE {_RESERVED}n >= 2")
     outer["from_table"]["table_name"] = groups_table

@@ -205,6 +205,16 @@ class _Checker(ExpressionChecks):
                         "read_parquet, glob, ...) are not allowed")
         elif rtype == "SUBQUERY":
             self.refuse("subquery", "subqueries are not allowed")
+        elif rtype == "SHOW_REF":  # DESCRIBE, SUMMARIZE, SHOW: statements of their own
+            self.refuse("single_select", "DESCRIBE, SUMMARIZE and SHOW are not allowed; only "
+                        "a plain SELECT")
+            self.refuse("unknown_table", "only collaboration tables may be queried")
+        elif rtype == "PIVOT":
+            self.refuse("unsupported_sql", "PIVOT and UNPIVOT are not allowed")
+            self.refuse("unknown_table", "only collaboration tables may be queried")
+        elif rtype == "EXPRESSION_LIST":
+            self.refuse("subquery", "VALUES lists are not allowed")
+            self.refuse("unknown_table", "only collaboration tables may be queried")
         elif rtype == "EMPTY":
             self.refuse("unknown_table", "the query must read a collaboration table (FROM ...)")
         else:

@@ -288,3 +288,17 @@ def test_whole_number_group_keys_are_not_positions(room, sql):
 ])
 def test_threshold_holds_whatever_the_condition(room, sql):
     assert all(r[-1] >= 5 for r in run_query(room, "airline", sql).rows)
+
+
+@pytest.mark.parametrize("sql,rules", [
+    ("DESCRIBE airline", {"single_select", "unknown_table"}),
+    ("SUMMARIZE airline", {"single_select", "unknown_table"}),
+    ("SHOW TABLES", {"single_select", "unknown_table"}),
+    ("VALUES (1)", {"subquery", "unknown_table"}),
+    ("FROM airline PIVOT (COUNT(*) FOR tier IN ('gold'))", {"unsupported_sql", "unknown_table"}),
+])
+def test_statements_parsed_as_select_name_what_they_are(room, sql, rules):
+    # DuckDB parses these into a SELECT over a special FROM; the refusal names both rules.
+    with pytest.raises(PolicyRefusal) as e:
+        run_query(room, "airline", sql)
+    assert rules <= set(e.value.rules)

@@ -302,3 +302,57 @@ def test_statements_parsed_as_select_name_what_they_are(room, sql, rules):
     with pytest.raises(PolicyRefusal) as e:
         run_query(room, "airline", sql)
     assert rules <= set(e.value.rules)
+
+
+# -- red-team sweep: more of what an attacker tries (all refused before and after) ---------
+SWEEP = [
+    ("SELECT any_value(home_airport), COUNT(*) FROM airline", "aggregate_function"),
+    ("SELECT first(tier), COUNT(*) FROM airline", "aggregate_function"),
+    ("SELECT arg_max(tier, miles), COUNT(*) FROM airline", "aggregate_function"),
+    ("SELECT histogram(tier), COUNT(*) FROM airline", "aggregate_function"),
+    ("SELECT approx_count_distinct(tier), COUNT(*) FROM airline", "aggregate_function"),
+    ("SELECT bit_or(miles), COUNT(*) FROM airline", "aggregate_function"),
+    ("SELECT md5(tier), COUNT(*) FROM airline GROUP BY 1", "scalar_function"),
+    ("SELECT COUNT(*) FROM airline WHERE hash(entity_id) > 0", "scalar_function"),
+    ("SELECT TRY(SUM(miles)), COUNT(*) FROM airline", "unsupported_sql"),
+    ("SELECT COUNT(*) FROM airline WHERE nullif(tier, 'x') IS NULL", "scalar_function"),
+    ("SELECT COUNT(*) FROM airline WHERE birth_year & 1 = 0", "scalar_function"),
+    ("SELECT DISTINCT ON (tier) tier, COUNT(*) FROM airline GROUP BY tier", "unsupported_sql"),
+    ("SELECT #1, COUNT(*) FROM airline GROUP BY 1", "unsupported_sql"),
+    ("SELECT ?, COUNT(*) FROM airline", "unsupported_sql"),
+    ("SELECT [tier], COUNT(*) FROM airline GROUP BY 1", "scalar_function"),
+    ("SELECT {'t': tier}, COUNT(*) FROM airline GROUP BY 1", "unsupported_sql"),
+    ("SELECT list_transform([1], x -> x), COUNT(*) FROM airline", "scalar_function"),
+    ("SELECT sql_auto_complete('SEL'), COUNT(*) FROM airline", "scalar_function"),
+    ("SELECT COUNT(*) FROM query_table('airline')", "table_function"),
+    ("SELECT COUNT(*) FROM query('SELECT 1')", "table_function"),
+    ("SELECT COUNT(*) FROM duckdb_settings()", "table_function"),
+    ("SELECT COUNT(*) FROM main.airline", "unknown_table"),
+    ("SELECT COUNT(*) FROM \"airline\u200b\"", "unknown_table"),  # zero-width space
+    ("SELECT COUNT(*) FROM \u0430irline", "unknown_table"),  # Cyrillic a
+    ("SELECT t\u0456er, COUNT(*) FROM airline GROUP BY 1", "unknown_column"),  # Cyrillic i
+    ("SELECT COUNT(*) FROM airline a JOIN brand b ON TRUE", "join_condition"),
+    ("SELECT COUNT(*) FROM airline a JOIN brand b ON a.entity_id = b.entity_id + 0",
+     "join_condition"),
+    ("SELECT COUNT(*) FROM airline a JOIN brand b ON "
+     "CAST(a.entity_id AS VARCHAR) = CAST(b.entity_id AS VARCHAR)", "join_condition"),
+    ("SELECT COUNT(*) FROM airline a LEFT JOIN brand b USING (entity_id)", "join_type"),
+    ("SELECT COUNT(*) FROM airline a, LATERAL (SELECT 1) b", "subquery"),
+    ("EXPLAIN ANALYZE SELECT COUNT(*) FROM airline", "single_select"),
+    ("EXPORT DATABASE 'out'", "single_select"),
+    ("INSTALL httpfs", "single_select"),
+    ("LOAD httpfs", "single_select"),
+    ("COPY (SELECT COUNT(*) FROM airline) TO 'x.csv'", "single_select"),
+    ("SELECT COUNT(*) FROM airline WHERE tier = 'a\x00b'", "unsupported_sql"),
+    ("SELECT COUNT(*) FROM airline GROUP BY GROUPING SETS ((tier), ())", "grouping_sets"),
+    ("SELECT tier, COUNT(*) FROM airline GROUP BY tier QUALIFY COUNT(*) > 1",
+     "window_function"),
+]
+
+
+@pytest.mark.parametrize("sql,rule", SWEEP, ids=[f"{i:02d}-{r}" for i, (_, r) in
+                                                 enumerate(SWEEP)])
+def test_sweep_is_refused_naming_the_rule(room, sql, rule):
+    with pytest.raises(PolicyRefusal) as e:
+        run_query(room, "airline", sql)
+    assert rule in e.value.rules, (e.value.rules, str(e.value))

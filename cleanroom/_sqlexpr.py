@@ -338,4 +338,12 @@ class ExpressionChecks:
             self.refuse("aggregate_argument", "aggregates take exactly one plain column "
                         "(e.g. SUM(t.miles), COUNT(DISTINCT t.entity_id))")
             return
+        names = [str(n).lower() for n in arg.get("column_names") or []]
+        if len(names) == 1 and names[0] in self.aliases and not any(
+                names[0] in self.scope[a].columns() for a in self.order):
+            # A select alias inside an aggregate would smuggle in whatever it names (an
+            # expression, a dimension column) past the aggregate allow-list.
+            self.refuse("aggregate_argument", "aggregates take a table column, not a select "
+                        "alias")
+            return
         self.column(arg, ctx, aggregate=aws)

@@ -215,6 +215,15 @@ FINDINGS = [
     ("SELECT COUNT(*) FROM airline a JOIN (brand b JOIN airline c ON b.entity_id = "
      "c.entity_id) ON a.entity_id = b.entity_id", "self_join"),
     ("SELECT COUNT(*) FROM airline, airline", "self_join"),
+    # A select alias inside an aggregate slipped past the aggregate allow-list: COUNT over a
+    # dimension column, COUNT(DISTINCT) over an expression, SUM over a text column (ran).
+    ("SELECT tier AS m, COUNT(m) AS n FROM airline GROUP BY 1", "aggregate_argument"),
+    ("SELECT UPPER(tier) AS m, COUNT(DISTINCT m) FROM airline GROUP BY ALL",
+     "aggregate_argument"),
+    ("SELECT tier AS m, COUNT(*) FROM airline GROUP BY 1 HAVING SUM(m) > 0",
+     "aggregate_argument"),
+    ("SELECT tier AS m, COUNT(*) FROM airline GROUP BY 1 ORDER BY COUNT(DISTINCT m)",
+     "aggregate_argument"),
     # Denial of service: size caps before any planning.
     ("SELECT COUNT(*) FROM airline WHERE birth_year IN (" + ",".join(
         str(i) for i in range(20000)) + ")", "unsupported_sql"),

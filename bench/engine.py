@@ -185,13 +185,25 @@ class Clock:
         self.cpu = time.process_time() - self.c0
 
 
-def run_engine(collab: Path, memory: str, threads: int, *, cold: bool) -> tuple[Clock, Any]:
-    """Time of overlap + one --by analysis (cold: including entity resolution)."""
+def run_engine(collab: Path, memory: str, threads: int, *, cold: bool,
+               phases: dict[str, list[float]] | None = None) -> tuple[Clock, Any]:
+    """Time of overlap + one --by analysis (cold: including entity resolution); the wall
+    seconds of each phase are appended to `phases`."""
+    marks = [time.perf_counter()]
     with Clock() as c, cleanroom.open_collaboration(collab, memory_limit=memory,
                                                     threads=threads) as room:
+        marks.append(time.perf_counter())
         room.resolution(refresh=cold)
+        marks.append(time.perf_counter())
         plain = room.overlap("airline")
+        marks.append(time.perf_counter())
         seg = room.overlap("airline", by=["airline.tier"], metrics=["SUM(airline.miles)"])
+        marks.append(time.perf_counter())
+    if phases is not None:
+        names = ("open + verify", "resolution (cache key, resolve, cache write)",
+                 "overlap", "overlap --by --metric")
+        for name, t0, t1 in zip(names, marks[:-1], marks[1:], strict=True):
+            phases.setdefault(name, []).append(t1 - t0)
     return c, (plain, seg)
 
 
@@ -245,8 +257,9 @@ def single_key(args: argparse.Namespace, n: int, base_runs: int, work: Path) -> 
     print(f"generated single-key token files in {time.perf_counter() - t:.1f} s")
     cold, warm, pand = [], [], []
     result = None
+    phases: dict[str, list[float]] = {}
     for _ in range(args.runs):
-        s, result = run_engine(one, args.memory_limit, args.threads, cold=True)
+        s, result = run_engine(one, args.memory_limit, args.threads, cold=True, phases=phases)
         cold.append(s)
         s, _ = run_engine(one, args.memory_limit, args.threads, cold=False)
         warm.append(s)
@@ -261,6 +274,8 @@ def single_key(args: argparse.Namespace, n: int, base_runs: int, work: Path) -> 
     cw, cc = show("cleanroom cold (resolve + overlap + --by)", cold)
     ww, wc = show("cleanroom warm (cached resolution)", warm)
     pw, pc = show("pandas merge + groupby", pand)
+    print("cold phases (wall median): " + "; ".join(
+        f"{name} {med(xs):.2f} s" for name, xs in phases.items()))
     print(f"speed-up vs pandas (wall): cold {pw / cw:.1f}x, warm {pw / ww:.1f}x; "
           f"(cpu): cold {pc / cc:.1f}x, warm {pc / wc:.1f}x")
 

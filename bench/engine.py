@@ -314,12 +314,15 @@ def main() -> None:
     base_runs = args.baseline_runs or (args.runs if n <= 2_000_000 else 1)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-engine-"))
     print(f"rows per party: {n:,}; DuckDB memory_limit={args.memory_limit}, "
-          f"threads={args.threads}; cpus={os.cpu_count()}")
+          f"threads={args.threads}; cpus={os.cpu_count()}; load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
     if not args.only_resolution:
         single_key(args, n, base_runs, work)
     if not args.skip_resolution:
         three_keys(args, n, work)
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+          "(other processes share the cores: read the medians with it)")
 
 
 if __name__ == "__main__":

@@ -210,16 +210,35 @@ def new_scramble_key() -> tuple[int, int, int]:
     return (secrets.randbits(48), secrets.randbits(16) | 1, secrets.randbits(16) | 1)
 
 
-def _stars(con: duckdb.DuckDBPyConnection) -> int:
-    """Components when only one rule links: a record has at most one token, so it is in at
-    most one key, and each key's edges are a star from its smallest record; the components
-    are the keys, labelled by that record (what propagation reaches in its first round)."""
-    execute(con, "CREATE TEMP TABLE _cr_lab AS SELECT a AS node, a AS lab FROM _cr_edges "
-                 "GROUP BY a UNION ALL SELECT b, a FROM _cr_edges")
-    execute(con, "CREATE TEMP TABLE _cr_comp AS SELECT a AS lab, "
-                 f"bit_or((CAST(1 AS UBIGINT) << CAST(a >> {NODE_SHIFT} AS UBIGINT)) | "
-                 f"(CAST(1 AS UBIGINT) << CAST(b >> {NODE_SHIFT} AS UBIGINT))) AS mask, "
-                 "min(r) FILTER (WHERE spans) AS rule FROM _cr_edges GROUP BY a")
+def _entity_map_sql(alias: str, scramble: Sequence[int]) -> str:
+    """SELECT list of the entity map from a relation of (node, lab, mask, rule)."""
+    return (f"SELECT CAST({alias}.node >> {NODE_SHIFT} AS UTINYINT) AS t, "
+            f"{alias}.node & {(1 << NODE_SHIFT) - 1} AS rn, "
+            f"{scramble_sql(f'{alias}.lab', scramble)} AS entity_id, "
+            f"CAST(bit_count({alias}.mask) AS UTINYINT) AS n_tables, "
+            f"CAST({alias}.rule AS UTINYINT) AS rule")
+
+
+def _stars(con: duckdb.DuckDBPyConnection, scramble: Sequence[int]) -> int:
+    """Components and entity map when only one rule links: a record has at most one token,
+    so it is in at most one key, and each key's edges are a star from its smallest record;
+    the components are the keys, labelled by that record (what propagation reaches in its
+    first round). A two-record key is its own component, without grouping or joining."""
+    bit = "(CAST(1 AS UBIGINT) << CAST({} >> " + str(NODE_SHIFT) + " AS UBIGINT))"
+    mask = f"({bit.format('a')} | {bit.format('b')})"
+    execute(con, "CREATE TEMP TABLE _cr_comp AS "
+                 f"SELECT a AS lab, {mask} AS mask, CASE WHEN spans THEN r END AS rule "
+                 f"FROM _cr_edges WHERE pair UNION ALL SELECT a, bit_or({mask}), "
+                 "min(r) FILTER (WHERE spans) FROM _cr_edges WHERE NOT pair GROUP BY a")
+    execute(con, "CREATE TEMP TABLE _cr_ent AS "
+                 f"WITH p AS (SELECT a, b, {mask} AS mask, CASE WHEN spans THEN r END AS rule "
+                 "FROM _cr_edges WHERE pair), "
+                 "s AS (SELECT a AS node, a AS lab FROM _cr_edges WHERE NOT pair GROUP BY a "
+                 "UNION ALL SELECT b, a FROM _cr_edges WHERE NOT pair), "
+                 "l AS (SELECT a AS node, a AS lab, mask, rule FROM p "
+                 "UNION ALL SELECT b, a, mask, rule FROM p "
+                 "UNION ALL SELECT s.node, s.lab, c.mask, c.rule FROM s JOIN _cr_comp c "
+                 f"USING (lab)) {_entity_map_sql('l', scramble)} FROM l")
     return 1
 
 
@@ -312,26 +331,25 @@ def _compute(
     # Edges: (a, b) for two-record keys; a star from the smallest record for bigger keys.
     execute(con, Sql(
         "CREATE TEMP TABLE _cr_edges AS "
-        f"SELECT a, b, r, NOT {same} AS spans FROM _cr_keys WHERE k = 2 AND NOT ({same} AND ? < 2)"
-        " UNION ALL SELECT g.a, g.node AS b, g.r, k.spans > 1 AS spans FROM _cr_big g "
+        f"SELECT a, b, r, NOT {same} AS spans, true AS pair FROM _cr_keys "
+        f"WHERE k = 2 AND NOT ({same} AND ? < 2) UNION ALL "
+        "SELECT g.a, g.node AS b, g.r, k.spans > 1 AS spans, false AS pair FROM _cr_big g "
         "JOIN _cr_bigk k USING (a, r) WHERE NOT k.ignored AND g.node <> g.a", (cap,)))
     for name in ("_cr_keys", "_cr_big", "_cr_bigk"):
         execute(con, f"DROP TABLE {quote_ident(name)}")
-    if len(linking) == 1 and not propagate:
-        rounds = _stars(con)
-    else:
-        rounds = _propagate(con)
-    execute(con, "DROP TABLE _cr_edges")
     # The entity map of linked records only; every other record is its own entity.
     scramble = new_scramble_key()
-    execute(con, "CREATE TEMP TABLE _cr_ent AS "
-                 f"SELECT CAST(l.node >> {shift} AS UTINYINT) AS t, "
-                 f"l.node & {(1 << shift) - 1} AS rn, {scramble_sql('l.lab', scramble)} "
-                 "AS entity_id, CAST(bit_count(c.mask) AS UTINYINT) AS n_tables, "
-                 "CAST(c.rule AS UTINYINT) AS rule FROM _cr_lab l JOIN _cr_comp c USING (lab)")
+    if len(linking) == 1 and not propagate:
+        rounds = _stars(con, scramble)
+    else:
+        rounds = _propagate(con)
+        execute(con, f"CREATE TEMP TABLE _cr_ent AS {_entity_map_sql('x', scramble)} "
+                     "FROM (SELECT l.node, l.lab, c.mask, c.rule FROM _cr_lab l "
+                     "JOIN _cr_comp c USING (lab)) x")
+        execute(con, "DROP TABLE _cr_lab")
+    execute(con, "DROP TABLE _cr_edges")
     all_tables = (1 << n) - 1
-    linked_rows = dict(execute(con, f"SELECT node >> {shift}, count(*) FROM _cr_lab "
-                                    "GROUP BY ALL").fetchall())
+    linked_rows = dict(execute(con, "SELECT t, count(*) FROM _cr_ent GROUP BY ALL").fetchall())
     masks = ", ".join(f"count(*) FILTER (WHERE mask & {1 << i} <> 0)" for i in range(n))
     linked_ents = fetch_one(con, f"SELECT {masks} FROM _cr_comp")
     tstats = {t.name: {"rows": t.rows, "entities": t.rows - int(linked_rows.get(i, 0))
@@ -342,7 +360,6 @@ def _compute(
     links = {rule: int(by_rule.get(i, 0)) for i, rule in enumerate(rules)}
     overlap = fetch_one(con, Sql("SELECT count(*) FROM _cr_comp WHERE mask = ?",
                                  (all_tables,)))[0]
-    execute(con, "DROP TABLE _cr_lab")
     execute(con, "DROP TABLE _cr_comp")
     res = Resolution(path=target, cache_key=key, tables=tstats, overlap_entities=int(overlap),
                      links_by_rule=links, ignored_tokens=ignored, rounds=rounds,

@@ -16,8 +16,9 @@ Synthetic token files (32-byte tokens; airline has persons 0..n-1, the brand 0.7
 2. Three keys (email, phone, name_dob; missing values; 5% duplicate profiles within a table,
    linked only through phone): entity resolution time and rounds.
 
-Medians of --runs runs (the pandas baseline --baseline-runs times). DuckDB's memory limit is
-set and printed. The machine is shared: numbers are noisy.
+Medians of --runs runs (the pandas baseline --baseline-runs times), with the cold run's phases
+(open, resolution, each analysis). DuckDB's memory limit is set and printed. The machine is
+shared: numbers are noisy, so the load average is printed at start and end.
 """
 
 from __future__ import annotations

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from protocols import KeyMaterialError, parse_collaboration_id
 from protocols import c3r as _c3r
 from protocols import platform as _platform
 
+from ._cli_common import emit_json
+
 _PROFILES = ("strict", "uid2", "google", "meta")
-
-
-def _emit_json(doc: object) -> None:
-    click.echo(json.dumps(doc, indent=2, sort_keys=True))
 
 
 class _Uuid(click.ParamType):
@@ -114,7 +110,7 @@ def c3r_encrypt(input_path: str, schema_path: str, collaboration_id: str, out: s
     doc = {"output": out, "rows": report.rows, "columns": list(report.columns),
            "format": report.file_format, "normalization_rejected": report.rejected}
     if as_json:
-        _emit_json(doc)
+        emit_json(doc)
         return
     click.echo(f"wrote {out}: {report.rows} rows, {len(report.columns)} columns "
                f"({report.file_format}, rows shuffled)")
@@ -140,7 +136,7 @@ def c3r_decrypt(input_path: str, collaboration_id: str, out: str, as_json: bool)
     rows = _c3r.decrypt_file(input_path, out, secret=_c3r.secret_from_env(),
                              collaboration_id=collaboration_id)
     if as_json:
-        _emit_json({"output": out, "rows": rows})
+        emit_json({"output": out, "rows": rows})
     else:
         click.echo(f"wrote {out}: {rows} rows decrypted")
 
@@ -187,7 +183,7 @@ def export_hashes(input_path: str, platform_name: str, ids: tuple[tuple[str, str
            "rows_out": report.rows_out, "columns": list(report.columns),
            "rejected": report.rejected}
     if as_json:
-        _emit_json(doc)
+        emit_json(doc)
         return
     click.echo(f"wrote {out}: {report.rows_out} of {report.rows_in} rows for {platform_name} "
                f"({', '.join(report.columns)})")

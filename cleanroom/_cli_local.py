@@ -13,21 +13,7 @@ import click
 import normalize
 import protocols
 
-
-def _emit_json(doc: object) -> None:
-    click.echo(json.dumps(doc, indent=2, sort_keys=True))
-
-
-class _CollaborationId(click.ParamType):
-    """A collaboration id: a UUID, printed back in canonical form."""
-
-    name = "UUID"
-
-    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
-        try:
-            return protocols.parse_collaboration_id(value)
-        except protocols.KeyMaterialError:
-            self.fail(f"{value!r} is not a UUID", param, ctx)
+from ._cli_common import CollaborationIdParam, emit_json
 
 
 @click.group()
@@ -41,7 +27,7 @@ def keys() -> None:
 
 
 @keys.command("new")
-@click.option("--collaboration-id", type=_CollaborationId(), default=None,
+@click.option("--collaboration-id", type=CollaborationIdParam(), default=None,
               help="Collaboration id (UUID); a random one is generated when omitted.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
               help="Secret file to write (mode 0600).")
@@ -54,7 +40,7 @@ def keys_new(collaboration_id: str | None, out: str, force: bool, as_json: bool)
     doc = {"collaboration_id": secret.collaboration_id, "key_fingerprint": secret.fingerprint,
            "secret_file": out}
     if as_json:
-        _emit_json(doc)
+        emit_json(doc)
     else:
         click.echo(f"wrote {out} (mode 0600) for collaboration {secret.collaboration_id}, "
                    f"key fingerprint {secret.fingerprint}")
@@ -69,7 +55,7 @@ def keys_pair(prefix: str, force: bool, as_json: bool) -> None:
     """Write an X25519 key pair: keep PREFIX.key, send PREFIX.pub to the other party."""
     key_path, pub_path = protocols.write_keypair(prefix, force=force)
     if as_json:
-        _emit_json({"private_key_file": str(key_path), "public_key_file": str(pub_path)})
+        emit_json({"private_key_file": str(key_path), "public_key_file": str(pub_path)})
     else:
         click.echo(f"wrote {key_path} (private, mode 0600; keep it) and {pub_path} (public; "
                    "send it to the other party)")
@@ -80,7 +66,7 @@ def keys_pair(prefix: str, force: bool, as_json: bool) -> None:
               help="Your private key file (PREFIX.key).")
 @click.option("--public", "public_path", required=True, type=click.Path(dir_okay=False),
               help="The other party's public key file (their PREFIX.pub).")
-@click.option("--collaboration-id", required=True, type=_CollaborationId(),
+@click.option("--collaboration-id", required=True, type=CollaborationIdParam(),
               help="The collaboration id both parties agreed on (UUID).")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
               help="Secret file to write (mode 0600).")
@@ -102,7 +88,7 @@ def keys_agree(private_path: str, public_path: str, collaboration_id: str, out: 
     doc = {"collaboration_id": secret.collaboration_id, "key_fingerprint": secret.fingerprint,
            "secret_file": out}
     if as_json:
-        _emit_json(doc)
+        emit_json(doc)
     else:
         click.echo(f"wrote {out} (mode 0600) for collaboration {secret.collaboration_id}, "
                    f"key fingerprint {secret.fingerprint} (the other party must see the same)")
@@ -253,7 +239,7 @@ def tokenize(input_path: str, party: str, secret_file: str,
     doc = result.to_dict()
     _write_report(report, doc)
     if as_json:
-        _emit_json(doc)
+        emit_json(doc)
         return
     click.echo(f"wrote {out}: {doc['row_count']:,} rows, party {doc['party']}, collaboration "
                f"{doc['collaboration_id']}, key fingerprint {doc['key_fingerprint']}")
@@ -298,7 +284,7 @@ def normalize_cmd(input_path: str, identifiers: tuple[tuple[str, str], ...], kee
     doc = result.to_dict()
     _write_report(report, doc)
     if as_json:
-        _emit_json(doc)
+        emit_json(doc)
         return
     click.echo(f"wrote {out}: {doc['row_count']:,} rows (personal data: keep it in-house)")
     rows = [[column, q["kind"], f"{q['valid']:,}", f"{q['missing']:,}",
@@ -315,7 +301,7 @@ def inspect(tokens: str, as_json: bool) -> None:
     """Show a token file's manifest and column statistics (never a token or a secret)."""
     doc = protocols.inspect_token_file(tokens)
     if as_json:
-        _emit_json(doc)
+        emit_json(doc)
         return
     m = doc["manifest"]
     click.echo(f"{doc['file']}: {doc['rows']:,} rows, {doc['size_bytes']:,} bytes")

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 import protocols
 
+from ._cli_common import CollaborationIdParam, emit_json
+
 
 def _emit(doc: dict, as_json: bool, line: str) -> None:
-    click.echo(json.dumps(doc, indent=2, sort_keys=True) if as_json else line)
-
-
-class _CollaborationId(click.ParamType):
-    """A collaboration id: a UUID, in canonical form."""
-
-    name = "UUID"
-
-    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
-        try:
-            return protocols.parse_collaboration_id(value)
-        except protocols.KeyMaterialError:
-            self.fail(f"{value!r} is not a UUID", param, ctx)
+    if as_json:
+        emit_json(doc)
+    else:
+        click.echo(line)
 
 
 class _KindColumn(click.ParamType):
@@ -69,7 +60,7 @@ def psi() -> None:
 @click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False),
               help="Your PSI private key file (PREFIX.key from `keys pair`; fresh per "
                    "collaboration).")
-@click.option("--collaboration-id", required=True, type=_CollaborationId(),
+@click.option("--collaboration-id", required=True, type=CollaborationIdParam(),
               help="The collaboration id both parties use (UUID).")
 @click.option("--id", "ids", multiple=True, required=True, type=_KindColumn(),
               help="An identifier to match, as KIND=COLUMN (repeatable), e.g. email=Email.")

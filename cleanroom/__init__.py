@@ -1,4 +1,14 @@
-"""cleanroom: privacy-preserving clean-room matching (engine, policies, CLI, reports)."""
+"""cleanroom: privacy-preserving clean-room matching (engine, policies, CLI, reports).
+
+The public API: open a collaboration and ask it questions under its owners' policies.
+
+    room = cleanroom.open_collaboration("collaboration.toml")
+    room.overlap("airline", by=["airline.tier"])
+    cleanroom.run_query(room, "airline", "SELECT ...")
+
+Parts: `config` (collaboration and policy files), `engine` (the room), `analyst` (analyst
+SQL), `report` (figures and HTML), `cli` (the `cleanroom` command).
+"""
 
 from protocols import (
     AuditError,
@@ -12,16 +22,31 @@ from protocols import (
     PolicyRefusal,
 )
 
-from ._analyses import Dimension, Metric, OverlapResult, overlap, policy_report
-from ._audit import AuditLog, VerifyResult
-from ._collab import Collaboration, Matching, Member, Table
-from ._demo import DemoResult, run_demo
-from ._engine import CleanRoom, open_collaboration, verify_tables
-from ._policy import AggregateColumns, EffectivePolicy, OutputConstraint, Policy
-from ._query import QueryResult, run_query
-from ._report import build_report, render_report, write_report
-from ._resolve import Resolution
-from ._sqlcheck import CheckedQuery, TableRules, check_sql
+from .analyst import CheckedQuery, QueryResult, TableRules, check_sql, run_query
+from .config import (
+    AggregateColumns,
+    Collaboration,
+    EffectivePolicy,
+    Matching,
+    Member,
+    OutputConstraint,
+    Policy,
+    Table,
+)
+from .engine import (
+    AuditLog,
+    CleanRoom,
+    Dimension,
+    Metric,
+    OverlapResult,
+    Resolution,
+    VerifyResult,
+    open_collaboration,
+    overlap,
+    policy_report,
+    verify_tables,
+)
+from .report import build_report, render_report, write_report
 
 __all__ = [
     "AggregateColumns",
@@ -34,7 +59,6 @@ __all__ = [
     "Collaboration",
     "ConfigError",
     "DecryptionError",
-    "DemoResult",
     "Dimension",
     "EffectivePolicy",
     "InputError",
@@ -58,7 +82,6 @@ __all__ = [
     "overlap",
     "policy_report",
     "render_report",
-    "run_demo",
     "run_query",
     "verify_tables",
     "write_report",

@@ -139,13 +139,12 @@ def entity_assignments(
     The copies stay in `work_dir`, which is not part of the clean room.
     """
     from cleanroom import open_collaboration
-    from cleanroom._sql import Sql, execute, quote_ident
+    from cleanroom.engine import Sql, execute, quote_ident
     from protocols import load_secret, read_manifest, tokenize_file
 
     work = Path(work_dir)
     frames = []
     with open_collaboration(collaboration) as room:
-        res = room.resolution()
         con = room.connection
         for party, src in parties.items():
             table = next(n for n, t in room.collaboration.tables.items() if t.owner == party)
@@ -160,20 +159,21 @@ def entity_assignments(
             part = ", ".join(q)
             on = " AND ".join(f"r.{c} IS NOT DISTINCT FROM s.{c}" for c in q)
             cid = quote_ident(src.id_column, [src.id_column])
+            con.register("_cr_entity_map", room.entity_map(table))
             sql = Sql(
                 f"WITH r AS (SELECT file_row_number AS rn, {part}, row_number() OVER "
                 f"(PARTITION BY {part} ORDER BY file_row_number) AS k "
                 f"FROM read_parquet(?, file_row_number = true)), "
                 f"s AS (SELECT CAST({cid} AS VARCHAR) AS cid, {part}, row_number() OVER "
                 f"(PARTITION BY {part} ORDER BY {cid}) AS k FROM read_parquet(?)), "
-                f"m AS (SELECT rn, entity_id FROM read_parquet(?) WHERE t = ?) "
+                f"m AS (SELECT row_number AS rn, entity_id FROM _cr_entity_map) "
                 # a record the engine left out of its entity map is an entity of its own
                 f"SELECT s.cid, coalesce(CAST(m.entity_id AS VARCHAR), "
                 f"'alone-' || CAST(? AS VARCHAR) || '-' || CAST(r.rn AS VARCHAR)) "
                 f"FROM r JOIN s ON r.k = s.k AND {on} LEFT JOIN m ON m.rn = r.rn",
-                (os.fspath(tokens), os.fspath(copy), os.fspath(res.path),
-                 room.table_index(table), room.table_index(table)))
+                (os.fspath(tokens), os.fspath(copy), room.table_index(table)))
             rows = execute(con, sql).fetchall()
+            con.unregister("_cr_entity_map")
             copy.unlink()
             if len(rows) != read_manifest(tokens).row_count:
                 raise ValueError(f"{party}: {len(rows)} of {read_manifest(tokens).row_count} "

@@ -1,0 +1,72 @@
+"""CLI of analyst SQL: `cleanroom query COLLAB --as MEMBER --sql ...` over run_query."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import click
+
+from cleanroom.analyst import QueryResult, json_value, run_query, sql_from_file
+
+from ._output import emit_json, table_text
+from ._params import COLLAB_PATH
+
+
+def _table(result: QueryResult) -> str:
+    cells = [["" if v is None else str(json_value(v)) for v in row] for row in result.rows]
+    n = len(result.rows)
+    return table_text(result.columns, cells, rule=True) + f"\n({n} row{'s' if n != 1 else ''})"
+
+
+@click.command("query")
+@click.argument("collab", type=COLLAB_PATH)
+@click.option("--as", "as_member", required=True, metavar="MEMBER",
+              help="The member running the query (must be allowed to query and receive).")
+@click.option("--sql", "sql", default=None, metavar="SQL", help="The SELECT statement to run.")
+@click.option("--sql-file", "sql_file", default=None, type=click.Path(dir_okay=False),
+              help="Read the SELECT statement from this file instead.")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"columns": [...], "rows": [[...], ...]} on stdout.')
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV (header row first) on stdout.")
+@click.option("--memory-limit", default=None, metavar="SIZE",
+              help="DuckDB memory limit, e.g. 4GB.")
+def query(collab: Path, as_member: str, sql: str | None, sql_file: str | None, as_json: bool,
+          as_csv: bool, memory_limit: str | None) -> None:
+    """Run analyst SQL on COLLAB under the data owners' policies.
+
+    Each table is a view named after it with `entity_id` (join on it and count it with
+    COUNT(DISTINCT t.entity_id); it is never output) and the columns its policy allows.
+    Aggregation rule: SELECT dimension columns and allowed aggregates, INNER JOIN only ON
+    a.entity_id = b.entity_id, WHERE / GROUP BY / HAVING / ORDER BY / LIMIT. Every output row
+    stands for at least the minimum number of distinct people; smaller groups are dropped.
+    List rule: SELECT DISTINCT list columns of the entities your table shares with the other.
+
+    A refused query exits with status 3 and one line naming the rule(s); every query,
+    accepted or refused, goes into the collaboration's audit log.
+
+    \b
+    Example:
+      cleanroom query collab.toml --as airline --json --sql "
+        SELECT a.tier, b.segment, COUNT(DISTINCT a.entity_id) AS people, SUM(b.spend)
+        FROM airline a JOIN brand b ON a.entity_id = b.entity_id
+        GROUP BY a.tier, b.segment ORDER BY people DESC"
+    """
+    if (sql is None) == (sql_file is None):
+        raise click.UsageError("give exactly one of --sql and --sql-file")
+    if as_json and as_csv:
+        raise click.UsageError("give at most one of --json and --csv")
+    text = sql if sql is not None else sql_from_file(sql_file)  # type: ignore[arg-type]
+    result = run_query(collab, as_member, text, memory_limit=memory_limit)
+    if as_json:
+        emit_json(result.to_dict(), sort_keys=False)
+    elif as_csv:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(result.columns)
+        for row in result.rows:
+            w.writerow(["" if v is None else json_value(v) for v in row])
+        click.echo(buf.getvalue(), nl=False)
+    else:
+        click.echo(_table(result))

@@ -21,9 +21,7 @@ import hmac
 import json
 import random
 import secrets
-import statistics
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -31,6 +29,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from bench._common import median_seconds
 from protocols import c3r
 
 KEY = bytes(range(32))
@@ -89,15 +88,6 @@ def baseline(src: Path, out: Path) -> None:
         w.writerows(o for _, o in out_rows)
 
 
-def _median(fn, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def _fingerprints(path: Path) -> Counter:
     with open(path, newline="", encoding="utf-8") as fh:
         return Counter((r["email_fingerprint"], r["phone_fingerprint"])
@@ -118,10 +108,10 @@ def main() -> None:
         (d / "schema.json").write_text(json.dumps(SCHEMA))
         schema = c3r.Schema.from_path(d / "schema.json")
         settings = c3r.Settings(allow_cleartext=True, preserve_nulls=True)
-        t_fast = _median(lambda: c3r.encrypt_file(src, fast, schema=schema, secret=KEY,
+        t_fast = median_seconds(lambda: c3r.encrypt_file(src, fast, schema=schema, secret=KEY,
                                                   collaboration_id=CID, settings=settings),
                          args.runs)
-        t_slow = _median(lambda: baseline(src, slow), args.runs)
+        t_slow = median_seconds(lambda: baseline(src, slow), args.runs)
         equal = _fingerprints(fast) == _fingerprints(slow)
         print(f"rows: {rows:,} (2 fingerprint + 2 sealed + 1 cleartext column), "
               f"runs: {args.runs} (medians)")

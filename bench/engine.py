@@ -38,8 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import cleanroom
-from protocols import PROTOCOL_HMAC, Manifest, atomic_path
-from protocols._manifest import METADATA_KEY
+from protocols import MANIFEST_METADATA_KEY, PROTOCOL_HMAC, Manifest, atomic_path
 
 COLLAB_ID = "2b9a0f3c-8e41-4c7d-a6f2-5d3e1b9c7a80"
 CHUNK = 1_000_000
@@ -84,7 +83,7 @@ def write_party(path: Path, party: str, ids: np.ndarray, kinds: tuple[str, ...],
         key_fingerprint="b3nchb3nchb3nch0", profile="strict", region="US",
         row_count=len(ids), identifiers={k: {"kinds": [k]} for k in kinds},
         attributes={n: str(a.type) for n, a in sample.items()})
-    schema = pa.schema(fields, metadata={METADATA_KEY: manifest.to_json().encode()})
+    schema = pa.schema(fields, metadata={MANIFEST_METADATA_KEY: manifest.to_json().encode()})
     row_ids = rng.permutation(len(ids)).astype(np.int64) * 7 + 3
     with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as w:
         for s in range(0, len(ids), CHUNK):

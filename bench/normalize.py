@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 import time
 import unicodedata
 
@@ -25,6 +24,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 import normalize
+from bench._common import timed
 
 FIRST = ["james", "mary", "John", "PATRICIA", "robert", "Jennifer", "michael", "linda",
          "david", "elizabeth", "José", "zoë", "Siobhán", "wei", "priya", "ahmed", "o'neil",
@@ -101,10 +101,8 @@ def _phone(rng: random.Random) -> str | None:
 
 # --- the baseline: what a user writes with pandas, email-validator and phonenumbers ----------
 
-PLACEHOLDER_LOCALS = {"noemail", "none", "null", "unknown", "noreply", "no-reply", "donotreply",
-                      "no.email", "no-email", "no_email", "nomail", "no.mail", "nil", "na", "n.a",
-                      "noone", "no.one", "no-one", "nobody", "invalid", "no.reply", "do-not-reply",
-                      "do.not.reply", "donotemail", "declined", "refused"}  # fmt: skip
+# The strict profile's stand-ins for "no value", as published by normalize.
+PLACEHOLDERS = normalize.PLACEHOLDERS
 
 
 def baseline_email(value):
@@ -118,9 +116,9 @@ def baseline_email(value):
     local = unicodedata.normalize("NFC", info.local_part.lower())
     domain = info.ascii_domain.lower()
     address = f"{local}@{domain}"
-    if local in PLACEHOLDER_LOCALS or address in normalize._email.PLACEHOLDER_ADDRESSES:
+    if local in PLACEHOLDERS["email_local"] or address in PLACEHOLDERS["email_address"]:
         return None
-    if domain in normalize._email.PLACEHOLDER_DOMAINS:
+    if domain in PLACEHOLDERS["email_domain"]:
         return None
     return address
 
@@ -136,7 +134,7 @@ def baseline_phone(value):
     if possible != phonenumbers.ValidationResult.IS_POSSIBLE:  # local-only numbers too
         return None
     national = phonenumbers.national_significant_number(number)
-    if len(set(national)) <= 1 or national in normalize._phone.PLACEHOLDER_NUMBERS:
+    if len(set(national)) <= 1 or national in PLACEHOLDERS["phone_number"]:
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
@@ -149,15 +147,6 @@ def run_column(df: pd.DataFrame, workers: int | None) -> tuple[list, list]:
     emails = normalize.normalize_column("email", df["email"], workers=workers)
     phones = normalize.normalize_column("phone", df["phone"], region="US", workers=workers)
     return emails.values.to_pylist(), phones.values.to_pylist()
-
-
-def _timed(fn, repeat: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -183,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     sample = df
     if n > args.baseline_sample:
         sample = df.sample(n=args.baseline_sample, random_state=1)
-    t_base, (b_email, b_phone) = _timed(lambda: run_baseline(sample), args.repeat)
+    t_base, (b_email, b_phone) = timed(lambda: run_baseline(sample), args.repeat)
     t_base_full = t_base * n / len(sample)
     if len(sample) < n:
         print(f"baseline   Series.apply(email-validator, phonenumbers): {t_base:.2f} s on a "
@@ -195,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     if cores > 1:  # a pool starts only for >= PARALLEL_MIN_VALUES distinct off-fast-path values
         runs.append((f"workers={cores}", None))
     for label, workers in runs:
-        t, (c_email, c_phone) = _timed(lambda w=workers: run_column(df, w), args.repeat)
+        t, (c_email, c_phone) = timed(lambda w=workers: run_column(df, w), args.repeat)
         pos = [df.index.get_loc(i) for i in sample.index]
         ok_e = [c_email[p] for p in pos] == [None if pd.isna(v) else v for v in b_email]
         ok_p = [c_phone[p] for p in pos] == [None if pd.isna(v) else v for v in b_phone]

@@ -17,16 +17,14 @@ import argparse
 import csv
 import hashlib
 import random
-import statistics
 import tempfile
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
 
 import normalize
+from bench._common import median_seconds
 from protocols import platform
 
 _FIRST = ["jane", "raj", "maria", "li", "sam", "chris", "ana", "tom", "eve", "omar"]
@@ -81,15 +79,6 @@ def baseline(src: Path, out: Path, platform_name: str) -> None:
                 w.writerow(values)
 
 
-def _median(fn: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def _rows(path: Path) -> Counter:
     with open(path, newline="", encoding="utf-8") as fh:
         return Counter(tuple(r) for r in csv.reader(fh))
@@ -111,9 +100,9 @@ def main() -> None:
         for name in ("meta", "uid2"):
             fast_out, slow_out = d / f"{name}_fast.csv", d / f"{name}_slow.csv"
             ids = {"email": "email", "phone": "phone"}
-            t_fast = _median(lambda n=name, o=fast_out, i=ids: platform.export_hashes(
+            t_fast = median_seconds(lambda n=name, o=fast_out, i=ids: platform.export_hashes(
                 src, o, platform=n, ids=i), args.runs)
-            t_slow = _median(lambda n=name, o=slow_out: baseline(src, o, n), args.runs)
+            t_slow = median_seconds(lambda n=name, o=slow_out: baseline(src, o, n), args.runs)
             equal = _rows(fast_out) == _rows(slow_out)
             print(f"{name:<9} {t_slow:>11.2f} {t_fast:>12.2f} {t_slow / t_fast:>8.1f}x  {equal}")
         values = [f"user{i % (rows // 2 + 1)}@example.com" for i in range(rows)]
@@ -123,9 +112,9 @@ def main() -> None:
             cache = {v: hashlib.sha256(v.encode()).hexdigest() for v in set(values)}
             return [cache[v] for v in values]
 
-        t_duck = _median(lambda: platform.hash_column(arr, "meta"), args.runs)
-        t_uniq = _median(distinct, args.runs)
-        t_row = _median(lambda: platform.hash_column_reference(values, "meta"), args.runs)
+        t_duck = median_seconds(lambda: platform.hash_column(arr, "meta"), args.runs)
+        t_uniq = median_seconds(distinct, args.runs)
+        t_row = median_seconds(lambda: platform.hash_column_reference(values, "meta"), args.runs)
         print(f"\nhashing {rows:,} values (50% distinct), seconds:")
         print(f"  DuckDB sha256 column   {t_duck:.3f}")
         print(f"  hashlib over distinct  {t_uniq:.3f}  ({t_uniq / t_duck:.1f}x DuckDB)")

@@ -30,7 +30,8 @@ import pyarrow.csv as pacsv
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 import protocols
-from protocols import _h2c
+from bench._common import median_seconds
+from protocols import hazmat
 
 COLLAB = "0b7c3f4e-5a61-4d2b-9c8e-7f1a2b3c4d5e"
 _FIRST = ("james", "mary", "wei", "fatima", "lukas", "sofia", "arjun", "yuki", "olga", "diego",
@@ -108,19 +109,15 @@ def components(n: int = 4000) -> None:
     key = X25519PrivateKey.generate()
 
     def per(fn, count: int) -> float:
-        runs = []
-        for _ in range(3):
-            t = time.perf_counter()
-            fn()
-            runs.append((time.perf_counter() - t) / count * 1e6)
-        return statistics.median(runs)
+        """Median microseconds per element over three runs."""
+        return median_seconds(fn, 3) / count * 1e6
 
-    ro = per(lambda: _h2c.hash_to_curve_u_many(msgs, dst, _h2c.SUITE_RO), n)
-    nu = per(lambda: _h2c.hash_to_curve_u_many(msgs, dst, _h2c.SUITE_NU), n)
-    ref = per(lambda: [_h2c.hash_to_curve(m, dst) for m in msgs[:200]], 200)
-    pts = _h2c.hash_to_curve_u_many(msgs, dst)
+    ro = per(lambda: hazmat.hash_to_curve_u_many(msgs, dst, hazmat.SUITE_RO), n)
+    nu = per(lambda: hazmat.hash_to_curve_u_many(msgs, dst, hazmat.SUITE_NU), n)
+    ref = per(lambda: [hazmat.hash_to_curve(m, dst) for m in msgs[:200]], 200)
+    pts = hazmat.hash_to_curve_u_many(msgs, dst)
     x = per(lambda: [key.exchange(X25519PublicKey.from_public_bytes(p)) for p in pts], n)
-    oc = per(lambda: _h2c.u_on_curve(pts), n)
+    oc = per(lambda: hazmat.u_on_curve(pts), n)
     print(f"components, one core, us/element: hash_to_curve RO {ro:.1f} (gmpy2) vs "
           f"{ref:.1f} (pure-Python reference, {ref / ro:.1f}x); NU {nu:.1f}; X25519 {x:.1f}; "
           f"on-curve check {oc:.1f}")

@@ -17,7 +17,7 @@ import tomllib
 import duckdb
 
 from cleanroom import Policy, TableRules, check_sql
-from cleanroom._query import execute_checked
+from cleanroom.analyst import execute_checked
 
 AIRLINE = """
 analysis_rule = "aggregation"

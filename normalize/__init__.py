@@ -25,21 +25,27 @@ of these machine-readable words, and whose message never contains the value:
     unknown_country / unknown_state / unknown_gender   not in the code tables
     unsupported     the profile does not accept this kind (e.g. uid2 names)
 
-An unknown kind, profile or region is a ValueError (a caller's mistake, not a bad value).
+An unknown kind, profile or region is a ValueError (a caller's mistake, not a bad value);
+`check_profile(profile)` and `check_region(region)` raise it up front and return the canonical
+form (`check_region("uk") == "GB"`). `PLACEHOLDERS` holds the stand-ins strict rejects.
 """
 
 from ._column import ColumnResult, normalize_column
-from ._common import KINDS, PROFILES
+from ._common import KINDS, PROFILES, check_profile, check_region
 from ._dispatch import library_versions, normalize
 from ._email import email
 from ._errors import InvalidIdentifier
 from ._phone import phone
+from ._placeholders import PLACEHOLDERS
 
 __all__ = [
     "ColumnResult",
     "InvalidIdentifier",
     "KINDS",
+    "PLACEHOLDERS",
     "PROFILES",
+    "check_profile",
+    "check_region",
     "email",
     "library_versions",
     "normalize",

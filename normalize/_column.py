@@ -2,7 +2,7 @@
 
 Common shapes (plain ASCII emails; North American phone formats under a US/CA default region;
 international numbers written `+CC ...`; dates of birth in the accepted formats; US ZIP
-codes) are normalized with Arrow compute kernels (see _fast.py). Every other value goes to the
+codes) are normalized with Arrow compute kernels (see _fast/). Every other value goes to the
 per-value reference function, once per distinct value (real files repeat), spread over worker
 processes when there are many and the caller asks for them. Kinds whose values repeat (names,
 dates, postal codes) go through both paths once per distinct value.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from typing import overload
 
 from ._errors import InvalidIdentifier
 
@@ -28,7 +29,7 @@ _REGION_ALIASES = {"UK": "GB"}
 
 
 def check_profile(profile: str) -> str:
-    """The profile name, or ValueError naming the known profiles."""
+    """The profile name when it is one of PROFILES, else ValueError naming them."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; expected one of: {', '.join(PROFILES)}")
     return profile
@@ -41,8 +42,17 @@ def check_kind(kind: str) -> str:
     return kind
 
 
+@overload
+def check_region(region: str) -> str: ...
+
+
+@overload
+def check_region(region: None) -> None: ...
+
+
 def check_region(region: str | None) -> str | None:
-    """An upper-case ISO 3166-1 alpha-2 region (or None), or ValueError."""
+    """The canonical region: an upper-case ISO 3166-1 alpha-2 code (`uk` -> `GB`), or
+    ValueError. None (no default region: phones need their `+` country code) stays None."""
     if region is None:
         return None
     from ._country_data import ALPHA2

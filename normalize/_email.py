@@ -9,56 +9,9 @@ from email_validator import EmailNotValidError, validate_email
 
 from ._common import ascii_lower, check_profile, nfc, text_input
 from ._errors import InvalidIdentifier
+from ._placeholders import PLACEHOLDER_ADDRESSES, PLACEHOLDER_DOMAINS, PLACEHOLDER_LOCALS
 
 KIND = "email"
-
-# Addresses and local parts that stand for "no email" rather than for a person (strict only).
-PLACEHOLDER_ADDRESSES = frozenset(
-    {
-        "test@test.com",
-        "email@email.com",
-        "a@a.com",
-        "abc@abc.com",
-        "none@none.com",
-        "noemail@noemail.com",
-        "no@email.com",
-        "na@na.com",
-        "x@x.com",
-        "xxx@xxx.com",
-        "asdf@asdf.com",
-    }
-)
-PLACEHOLDER_LOCALS = frozenset(
-    {
-        "noemail",
-        "no.email",
-        "no-email",
-        "no_email",
-        "nomail",
-        "no.mail",
-        "none",
-        "null",
-        "nil",
-        "na",
-        "n.a",
-        "noone",
-        "no.one",
-        "no-one",
-        "nobody",
-        "unknown",
-        "invalid",
-        "noreply",
-        "no-reply",
-        "no.reply",
-        "donotreply",
-        "do-not-reply",
-        "do.not.reply",
-        "donotemail",
-        "declined",
-        "refused",
-    }
-)
-PLACEHOLDER_DOMAINS = frozenset({"noemail.com", "nomail.com", "noemail.net", "none.com"})
 
 GMAIL_UID2 = frozenset({"gmail.com"})
 GMAIL_GOOGLE = frozenset({"gmail.com", "googlemail.com"})

@@ -19,19 +19,9 @@ from phonenumbers import (
 
 from ._common import check_profile, check_region, text_input
 from ._errors import InvalidIdentifier
+from ._placeholders import PLACEHOLDER_NUMBERS
 
 KIND = "phone"
-
-# National significant numbers that stand for "no phone" rather than for a person (strict only),
-# besides any run of one repeated digit.
-PLACEHOLDER_NUMBERS = frozenset(
-    {
-        "1234567890",
-        "0123456789",
-        "9876543210",
-        "0987654321",
-    }
-)
 
 _PARSE_REASONS = {
     NumberParseException.INVALID_COUNTRY_CODE: "country_code",

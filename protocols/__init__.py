@@ -1,4 +1,10 @@
-"""How identifiers leave a party: keys, keyed tokens, the token file, PSI, platform hashes, C3R."""
+"""How identifiers leave a party: keys, keyed tokens, the token file, PSI, platform hashes, C3R.
+
+Recipes at the top (key files, `tokenize_file`, `psi_*_file`, `normalize_file`, the manifest,
+`inspect_token_file`) make every algorithm choice for you. Below them: `protocols.hazmat`
+(HMAC tokens, hash-to-curve, ECDH blinding; read its docstring before using it),
+`protocols.c3r` (AWS C3R-compatible columns) and `protocols.platform` (ad-platform uploads).
+"""
 
 from ._errors import (
     AuditError,
@@ -11,7 +17,6 @@ from ._errors import (
     ManifestMismatch,
     PolicyRefusal,
 )
-from ._h2c import expand_message_xmd, hash_to_curve, hash_to_curve_u
 from ._inspect import inspect_token_file
 from ._io import atomic_path, write_bytes_atomic
 from ._keys import (
@@ -30,6 +35,7 @@ from ._keys import (
 )
 from ._manifest import (
     FORMAT_VERSION,
+    MANIFEST_METADATA_KEY,
     PROTOCOL_HMAC,
     PROTOCOL_PSI,
     Manifest,
@@ -41,13 +47,20 @@ from ._psi import (
     PsiBlindResult,
     PsiReblindResult,
     psi_blind_file,
-    psi_blind_values,
     psi_finish_file,
     psi_reblind_file,
-    psi_reblind_values,
 )
 from ._tokenize import TokenizeReport, tokenize_file
-from ._tokens import MATCH_SEPARATOR, hmac_token, hmac_tokens
+from .hazmat import (  # primitives, kept here for callers of earlier versions
+    MATCH_SEPARATOR,
+    expand_message_xmd,
+    hash_to_curve,
+    hash_to_curve_u,
+    hmac_token,
+    hmac_tokens,
+    psi_blind_values,
+    psi_reblind_values,
+)
 from .platform import platform_hash
 
 __all__ = [
@@ -60,6 +73,7 @@ __all__ = [
     "FORMAT_VERSION",
     "InputError",
     "KeyMaterialError",
+    "MANIFEST_METADATA_KEY",
     "MATCH_SEPARATOR",
     "Manifest",
     "ManifestMismatch",

@@ -19,7 +19,7 @@ from ._errors import InputError
 from ._io import atomic_path
 
 FORMAT_VERSION = 1
-METADATA_KEY = b"cleanroom"
+MANIFEST_METADATA_KEY = b"cleanroom"  # the Parquet key-value metadata key of the manifest
 PROTOCOL_HMAC = "hmac-sha256/v1"
 PROTOCOL_PSI = "ecdh-x25519-ell2/v1"
 PROTOCOLS = (PROTOCOL_HMAC, PROTOCOL_PSI)
@@ -73,7 +73,7 @@ class Manifest:
 def write_token_file(table: pa.Table, manifest: Manifest, path: str | os.PathLike[str]) -> None:
     """Write `table` with `manifest` in its metadata, atomically."""
     meta = dict(table.schema.metadata or {})
-    meta[METADATA_KEY] = manifest.to_json().encode()
+    meta[MANIFEST_METADATA_KEY] = manifest.to_json().encode()
     table = table.replace_schema_metadata(meta)
     with atomic_path(path, 0o644) as tmp:
         pq.write_table(table, tmp, compression="zstd")
@@ -88,6 +88,6 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
         meta = pq.read_schema(name).metadata or {}
     except (pa.ArrowInvalid, OSError):
         raise InputError("not a Parquet token file", file=name) from None
-    if METADATA_KEY not in meta:
+    if MANIFEST_METADATA_KEY not in meta:
         raise InputError("not a cleanroom token file (no 'cleanroom' manifest)", file=name)
-    return Manifest.from_json(meta[METADATA_KEY], file=name)
+    return Manifest.from_json(meta[MANIFEST_METADATA_KEY], file=name)

@@ -18,9 +18,9 @@ import normalize
 
 from ._errors import ConfigError
 from ._io import atomic_path
+from ._options import check_kind, check_profile, check_region
 from ._quality import count_reasons, merge_counts, repeated_rows
 from ._readers import BATCH_ROWS, open_input, read_batches, refuse_overwriting_input
-from ._tokenize import check_region
 
 REASON_SUFFIX = "_reason"
 
@@ -50,17 +50,13 @@ def normalize_file(input_path: str | os.PathLike[str], output: str | os.PathLike
     """Normalize the `identifiers` (kind, column) of `input_path` into `output` (CSV when it
     ends in .csv, else Parquet), in input order, with a `<column>_reason` column each and the
     `keep` columns unchanged; written atomically."""
-    if profile not in normalize.PROFILES:
-        raise ConfigError(f"unknown profile {profile!r}; expected one of: "
-                          f"{', '.join(normalize.PROFILES)}", key="--profile")
+    profile = check_profile(profile)
     region = check_region(region)
     if not identifiers:
         raise ConfigError("give at least one --id KIND=COLUMN", key="--id")
     columns = [column for _, column in identifiers]
     for kind, column in identifiers:
-        if kind not in normalize.KINDS:
-            raise ConfigError(f"unknown kind {kind!r}; expected one of: "
-                              f"{', '.join(normalize.KINDS)}", key="--id")
+        check_kind(kind)
         if columns.count(column) > 1:
             raise ConfigError("a column can be normalized as one kind only",
                               key=f"--id {kind}={column}")

@@ -24,11 +24,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import multiprocessing
 import os
 import secrets
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -38,142 +36,30 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 import normalize
 
 from ._errors import CleanroomBug, ConfigError, InputError, ManifestMismatch, PolicyRefusal
-from ._h2c import SUITE_RO, hash_to_curve_u_many, u_on_curve
 from ._io import atomic_path
 from ._manifest import PROTOCOL_PSI, Manifest, write_token_file
+from ._options import check_kind
 from ._readers import open_input, read_batches
 from ._tokenize import check_identifying
+from .hazmat import POINT_BYTES, SUITE_RO, psi_dst
+from .hazmat._blinding import BlindingPool, worker_count
 
 PSI_METADATA_KEY = b"cleanroom-psi"
 PSI_FILE_VERSION = 1
-POINT_BYTES = 32
 CANARY_VALUE = b"cleanroom-psi canary v1"
 _CANARY_KIND = "_canary"  # never a normalize kind, so never an identifier's DST
 _PRESENT = "_psi_present:"  # attribute-file column prefix: which rows hold a real identifier
-_DST_PREFIX = b"cleanroom-psi-v1:"
-PARALLEL_MIN_VALUES = 8_000  # below this, worker processes cost more than they save
-_CHUNK = 4_000
 _COMMON = ("party", "collaboration_id", "columns", "row_count", "canary", "suite")
 _REQUIRED = {
     "round1": _COMMON,
     "round2": (*_COMMON, "canary_round1", "cardinality_only"),
     "attrs": (*_COMMON, "profile", "region", "quality", "identifiers", "library_versions"),
 }
-
-
-# ---- primitives over lists of values ---------------------------------------------------------
-
-def psi_dst(collaboration_id: str, kind: str) -> bytes:
-    """The hash-to-curve domain separation tag of one identifier kind in one collaboration."""
-    dst = _DST_PREFIX + collaboration_id.encode() + b":" + kind.encode()
-    if len(dst) > 255:
-        raise ConfigError("collaboration id and identifier kind are too long for a PSI DST")
-    return dst
-
-
-def _raw(key: X25519PrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                             serialization.NoEncryption())
-
-
-def _exchange(key: X25519PrivateKey, points: Sequence[bytes]) -> bytes:
-    """X25519(key, point) of every point, concatenated; ValueError on a low-order point."""
-    load, ex = X25519PublicKey.from_public_bytes, key.exchange
-    return b"".join([ex(load(p)) for p in points])
-
-
-def _work(task: tuple[str, bytes, bytes, list[bytes]]) -> tuple[bytes, int]:
-    """One chunk in a worker: ("blind", key, dst, messages) or ("reblind", key, b"", points).
-    Returns the concatenated 32-byte results and the index of the first bad point (or -1)."""
-    op, raw_key, dst, items = task
-    key = X25519PrivateKey.from_private_bytes(raw_key)
-    if op == "blind":
-        return _exchange(key, hash_to_curve_u_many(items, dst, SUITE_RO)), -1
-    on_curve = u_on_curve(items)
-    if not all(on_curve):
-        return b"", on_curve.index(False)
-    try:
-        return _exchange(key, items), -1
-    except ValueError:  # a low-order point: X25519 gives all zeros
-        for i, point in enumerate(items):
-            try:
-                _exchange(key, [point])
-            except ValueError:
-                return b"", i
-        raise
-
-
-def _context() -> multiprocessing.context.BaseContext:
-    """fork where the platform has it: workers start in milliseconds and need not re-import
-    the caller's main module; they only run hashlib, gmpy2 and OpenSSL code."""
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-
-
-class _Runner:
-    """Runs blind/reblind chunks in this process, or over `workers` worker processes."""
-
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self._pool: ProcessPoolExecutor | None = None
-
-    def __enter__(self) -> _Runner:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-
-    def run(self, op: str, key: X25519PrivateKey, dst: bytes,
-            items: list[bytes]) -> tuple[list[bytes], int]:
-        raw = _raw(key)
-        tasks = [(op, raw, dst, items[i:i + _CHUNK]) for i in range(0, len(items), _CHUNK)]
-        if self.workers > 1 and len(tasks) > 1:
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=_context())
-            results = self._pool.map(_work, tasks)
-        else:
-            results = map(_work, tasks)
-        out: list[bytes] = []
-        for start, (blob, bad) in zip(range(0, len(items), _CHUNK), results, strict=True):
-            if bad >= 0:
-                return out, start + bad
-            out.extend(blob[i:i + POINT_BYTES] for i in range(0, len(blob), POINT_BYTES))
-        return out, -1
-
-
-def _workers(n: int, workers: int | None) -> int:
-    if workers is not None:
-        return max(1, workers)
-    return max(1, min(os.cpu_count() or 1, 8)) if n >= PARALLEL_MIN_VALUES else 1
-
-
-def psi_blind_values(key: X25519PrivateKey, collaboration_id: str, kind: str,
-                     values: Sequence[str], *, workers: int | None = None) -> list[bytes]:
-    """X25519(key, hash_to_curve(value)) of each normalized value (32 bytes each)."""
-    msgs = [v.encode("utf-8") for v in values]
-    with _Runner(_workers(len(msgs), workers)) as runner:
-        out, _ = runner.run("blind", key, psi_dst(collaboration_id, kind), msgs)
-    return out
-
-
-def psi_reblind_values(key: X25519PrivateKey, points: Sequence[bytes], *,
-                       workers: int | None = None) -> list[bytes]:
-    """X25519(key, point) of each blinded value; ValueError if one is not a curve point."""
-    items = [bytes(p) for p in points]
-    if any(len(p) != POINT_BYTES for p in items):
-        raise ValueError("a blinded value is not 32 bytes")
-    with _Runner(_workers(len(items), workers)) as runner:
-        out, bad = runner.run("reblind", key, b"", items)
-    if bad >= 0:
-        raise ValueError(f"value {bad} is not a point of the curve")
-    return out
 
 
 # ---- the three file steps --------------------------------------------------------------------
@@ -317,9 +203,7 @@ def psi_blind_file(
         raise PolicyRefusal("id_column_as_attribute", "a column matched as an identifier "
                             "cannot also leave in clear as an attribute")
     for kind in kinds:
-        if kind not in normalize.KINDS:
-            raise ConfigError(f"unknown kind {kind!r}; expected one of: "
-                              f"{', '.join(normalize.KINDS)}", key="--id")
+        check_kind(kind)
     table = _read_input(input_path, [c for _, c in ids], list(attrs), delimiter, encoding)
     if attrs and not allow_identifying_attr:  # attributes reach the engine in clear
         check_identifying(table.select(list(attrs)).to_batches()[0], list(attrs),
@@ -337,7 +221,7 @@ def psi_blind_file(
         msgs.extend(v.encode("utf-8") if v is not None else secrets.token_bytes(32)
                     for v in norm.to_pylist())
         spans[kind], present[kind] = (start, len(msgs)), mask
-    with _Runner(_workers(len(msgs) + 1, workers)) as runner:
+    with BlindingPool(worker_count(len(msgs) + 1, workers)) as runner:
         canary, _ = runner.run("blind", key, psi_dst(collaboration_id, _CANARY_KIND),
                                [CANARY_VALUE])
         blinded: dict[str, list[bytes]] = {}
@@ -381,7 +265,7 @@ def psi_reblind_file(round1_path: str | os.PathLike[str], *, key: X25519PrivateK
     canary_in = bytes.fromhex(meta["canary"])
     n = table.num_rows
     out_cols: dict[str, pa.Array] = {}
-    with _Runner(_workers(n * len(columns), workers)) as runner:
+    with BlindingPool(worker_count(n * len(columns), workers)) as runner:
         canary_out, bad = runner.run("reblind", key, b"", [canary_in])
         if bad >= 0:
             raise InputError("the canary is not a valid curve point", file=name)

@@ -1,7 +1,7 @@
 """tokenize_file: a party's extract in, a token file (Parquet + manifest) and a quality report out.
 
 The input is read in bounded batches; each batch is normalized with the column API of
-`normalize` and tokenized with HMAC-SHA256 (`_tokens.hmac_tokens`), in a pool of worker
+`normalize` and tokenized with HMAC-SHA256 (`hazmat.hmac_tokens`), in a pool of worker
 processes (one per core) when the file spans several batches. Each output batch gets random 64-bit
 row ids and is shuffled (in the worker that made it), so neither the ids nor the file order
 reveal the input order; the main process reads, checks attributes and writes.
@@ -32,10 +32,11 @@ import normalize
 from ._errors import CleanroomBug, ConfigError, PolicyRefusal
 from ._io import atomic_path
 from ._keys import CollaborationSecret, derive_match_key, derive_token_key, key_fingerprint
-from ._manifest import METADATA_KEY, PROTOCOL_HMAC, Manifest
+from ._manifest import MANIFEST_METADATA_KEY, PROTOCOL_HMAC, Manifest
+from ._options import check_kind, check_profile, check_region
 from ._quality import count_reasons, merge_counts, repeated_rows
 from ._readers import BATCH_ROWS, open_input, read_batches, refuse_overwriting_input
-from ._tokens import TOKEN_TYPE, hmac_tokens, join_match_parts
+from .hazmat import TOKEN_TYPE, hmac_tokens, join_match_parts
 
 IDENTIFYING_SAMPLE = 500
 IDENTIFYING_SHARE = 0.05
@@ -64,7 +65,7 @@ def plan_token_columns(identifiers: Sequence[tuple[str, str]],
     names: set[str] = set()
     by_kind: dict[str, list[str]] = {}
     for kind, column in identifiers:
-        _check_kind(kind)
+        check_kind(kind)
         by_kind.setdefault(kind, []).append(column)
         name = kind if len(by_kind[kind]) == 1 else f"{kind}_{len(by_kind[kind])}"
         names.add(name)
@@ -75,7 +76,7 @@ def plan_token_columns(identifiers: Sequence[tuple[str, str]],
                               key=f"--match-key {name}")
         resolved = []
         for kind, given in parts:
-            _check_kind(kind)
+            check_kind(kind)
             if given is None:
                 columns = by_kind.get(kind, [])
                 if len(columns) != 1:
@@ -90,21 +91,6 @@ def plan_token_columns(identifiers: Sequence[tuple[str, str]],
     if not out:
         raise ConfigError("give at least one --id KIND=COLUMN or --match-key", key="--id")
     return tuple(out)
-
-
-def check_region(region: str) -> str:
-    """The region in upper case once normalize accepts it, or ConfigError naming the option."""
-    try:
-        normalize.normalize_column("phone", pa.array([], pa.string()), region=region)
-    except ValueError as exc:
-        raise ConfigError(str(exc), key="--region") from None
-    return region.strip().upper()
-
-
-def _check_kind(kind: str) -> None:
-    if kind not in normalize.KINDS:
-        raise ConfigError(f"unknown kind {kind!r}; expected one of: {', '.join(normalize.KINDS)}",
-                          key="--id")
 
 
 @dataclass(frozen=True)
@@ -304,9 +290,7 @@ def tokenize_file(input_path: str | os.PathLike[str], output: str | os.PathLike[
                   workers: int | None = None, progress: Callable[[int], None] | None = None,
                   now: datetime | None = None) -> TokenizeReport:
     """Tokenize `input_path` into the token file `output`, atomically; return its report."""
-    if profile not in normalize.PROFILES:
-        raise ConfigError(f"unknown profile {profile!r}; expected one of: "
-                          f"{', '.join(normalize.PROFILES)}", key="--profile")
+    profile = check_profile(profile)
     region = check_region(region)
     if not party or not party.strip():
         raise ConfigError("the party name must not be empty", key="--party")
@@ -372,7 +356,7 @@ def tokenize_file(input_path: str | os.PathLike[str], output: str | os.PathLike[
                 library_versions=dict(normalize.library_versions()),
                 created=(now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
             )
-            writer.add_key_value_metadata({METADATA_KEY.decode(): manifest.to_json()})
+            writer.add_key_value_metadata({MANIFEST_METADATA_KEY.decode(): manifest.to_json()})
             writer.close()
             writer = None
         finally:

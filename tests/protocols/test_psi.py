@@ -17,7 +17,7 @@ import normalize
 import protocols
 from cleanroom.cli import main
 from examples.generate import generate
-from protocols import _h2c
+from protocols.hazmat import _blinding, _h2c
 
 COLLAB = "6f1c2b1e-8f7d-4c56-9a3e-2b1d0c9e7a54"
 KINDS = ("email", "phone")
@@ -320,7 +320,7 @@ def test_reblind_refuses_twist_points_and_writes_nothing(flow, tmp_path):
 
 
 def test_worker_processes_give_the_same_values(tmp_path, monkeypatch):
-    monkeypatch.setattr(protocols._psi, "_CHUNK", 64)  # several chunks over two processes
+    monkeypatch.setattr(_blinding, "_CHUNK", 64)  # several chunks over two processes
     key = protocols.load_private_key(_keypair(tmp_path, "w"))
     values = [f"user{i}@example.com" for i in range(300)]
     serial = protocols.psi_blind_values(key, COLLAB, "email", values, workers=1)

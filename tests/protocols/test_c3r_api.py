@@ -7,7 +7,7 @@ import json
 import pytest
 
 from protocols import ConfigError, DecryptionError, InputError, KeyMaterialError, c3r
-from protocols._c3r_csv import format_csv, parse_csv
+from protocols.c3r._csv import format_csv, parse_csv
 
 KEY = bytes(range(32))
 SALT = "00000000-1111-2222-3333-444444444444"
@@ -153,7 +153,7 @@ def test_csv_reading_follows_c3r():
 
 
 def test_csv_fast_path_equals_the_quote_aware_parser():
-    from protocols._c3r_csv import parse_csv_reference
+    from protocols.c3r._csv import parse_csv_reference
 
     rng = __import__("random").Random(3)
     pieces = ["a", "Zoë", "x y", " ", "\t", ",", "", "42", "é🎉", '"q"', '"a,b"', '" s "',

@@ -8,8 +8,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ._c3r_core import Pad, Settings, normalize_header
-from ._errors import ConfigError
+from .._errors import ConfigError
+from ._core import Pad, Settings, normalize_header
 
 HEADER_MAX_LENGTH = 128
 MAX_OUTPUT_COLUMNS = 1600

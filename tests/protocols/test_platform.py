@@ -144,26 +144,26 @@ def test_export_errors_are_one_line(tmp_path):
     assert r.exit_code == 2 and "each KIND may be given once" in r.stderr
 
 
-def test_unknown_region_is_a_usage_error(tmp_path):
+def test_unknown_region_is_a_usage_error(tmp_path, runner):
     with pytest.raises(ConfigError, match="region"):
         protocols.platform_hash("phone", "415 555 0100", "meta", region="ZZ")
     src = tmp_path / "c.csv"
     src.write_text(CUSTOMERS, encoding="utf-8")
-    r = CliRunner().invoke(main, ["export-hashes", str(src), "--platform", "meta", "--id",
-                                  "phone=mobile", "--out", str(tmp_path / "o.csv"),
-                                  "--region", "ZZ"])
+    r = runner("export-hashes", str(src), "--platform", "meta", "--id",
+               "phone=mobile", "--out", str(tmp_path / "o.csv"),
+               "--region", "ZZ")
     assert r.exit_code == 1 and r.stderr.startswith("error: region: unknown region 'ZZ'")
 
 
-def test_malformed_csv_names_the_row_and_never_echoes_data(tmp_path):
+def test_malformed_csv_names_the_row_and_never_echoes_data(tmp_path, runner):
     src = tmp_path / "bad.csv"
     src.write_text("email,phone\na@example.com,1\nsecret.person@example.com\n", encoding="utf-8")
-    r = CliRunner().invoke(main, ["export-hashes", str(src), "--platform", "meta", "--id",
-                                  "email=email", "--out", str(tmp_path / "o.csv")])
+    r = runner("export-hashes", str(src), "--platform", "meta", "--id",
+               "email=email", "--out", str(tmp_path / "o.csv"))
     assert r.exit_code == 1
     assert r.stderr == f"error: {src}, row 3: expected 2 columns, found 1\n"
     notes = tmp_path / "notes.csv"
     notes.write_text('\ufeffemail,note\n"a@example.com","two\nlines"\n', encoding="utf-8")
-    r = CliRunner().invoke(main, ["export-hashes", str(notes), "--platform", "meta", "--id",
-                                  "email=email", "--out", str(tmp_path / "o.csv")])
+    r = runner("export-hashes", str(notes), "--platform", "meta", "--id",
+               "email=email", "--out", str(tmp_path / "o.csv"))
     assert r.exit_code == 0, r.output

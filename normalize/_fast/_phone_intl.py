@@ -20,18 +20,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from phonenumbers import PhoneMetadata, PhoneNumber, ValidationResult
 
-from ._phone import PLACEHOLDER_NUMBERS
+from .._placeholders import PLACEHOLDER_NUMBERS
+from ._result import ASCII_SPACE, FastResult
 
-_ASCII_SPACE = " \t\n\r\x0b\x0c"
 _SHAPE = r"^\+[0-9](?:[ .-]?[0-9])*$"
 _MAX_CHARS = 40
 # National-prefix rules made only of digits, groups, classes and alternation read the same in
 # Python's re and in Arrow's RE2, so RE2 can tell which rows such a rule would touch.
 _SIMPLE_RULE = re.compile(r"[0-9()\[\]|]+")
 _REPEATED_DIGIT = "^(?:" + "|".join(f"{d}+" for d in range(10)) + ")$"
-
-FastResult = tuple[pa.BooleanArray, pa.StringArray, pa.StringArray]
-
 
 @functools.cache
 def _country_codes() -> pa.Array:
@@ -64,7 +61,7 @@ def intl_phone(arr: pa.StringArray, profile: str) -> FastResult | None:
     if profile not in ("strict", "google", "meta"):
         return None
     n = len(arr)
-    trimmed = pc.utf8_trim(arr, characters=_ASCII_SPACE)
+    trimmed = pc.utf8_trim(arr, characters=ASCII_SPACE)
     shaped = pc.fill_null(pc.and_(pc.match_substring_regex(trimmed, _SHAPE),
                                   pc.less_equal(pc.binary_length(trimmed), _MAX_CHARS)), False)
     if not pc.any(shaped).as_py():

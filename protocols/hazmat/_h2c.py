@@ -5,7 +5,7 @@ maps, one point addition, cofactor clearing) and `curve25519_XMD:SHA-512_ELL2_NU
 cofactor clearing; cheaper, but its outputs are only a fraction of the group and are not
 indistinguishable from a random oracle). PSI uses the RO suite.
 
-Two implementations that must agree exactly (tests/test_h2c.py proves it):
+Two implementations that must agree exactly (tests/protocols/test_h2c.py proves it):
 
 * the reference path (`hash_to_curve`, `map_to_curve_elligator2`, ...) follows the RFC's
   straight-line steps with plain Python integers and full (x, y) points; it is what the RFC's

@@ -1,11 +1,4 @@
-"""Vectorized fast paths for the common shapes; every value they do not claim goes to the reference.
-
-Emails and North American phones here; international `+CC` phones in _fast_intl.py; dates of
-birth and US postal codes in _fast_fields.py.
-
-A fast path returns (decided, values, reasons): `decided` marks the rows it normalized (or
-rejected) exactly as the per-value function would; the differential tests prove that equality.
-"""
+"""Vectorized email paths, one per profile: plain ASCII addresses decided with Arrow kernels."""
 
 from __future__ import annotations
 
@@ -15,20 +8,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
 
-from ._email import (
-    GMAIL_GOOGLE,
-    GMAIL_UID2,
-    PLACEHOLDER_ADDRESSES,
-    PLACEHOLDER_DOMAINS,
-    PLACEHOLDER_LOCALS,
-)
-from ._fast_fields import dob_fast, postal_us
-from ._fast_intl import intl_phone
-from ._phone import PLACEHOLDER_NUMBERS
-
-# Trimmed here: a subset of what str.strip() removes, so a value that still matches a pattern
-# after this trim is stripped identically by the reference.
-_ASCII_SPACE = " \t\n\r\x0b\x0c"
+from .._email import GMAIL_GOOGLE, GMAIL_UID2
+from .._placeholders import PLACEHOLDER_ADDRESSES, PLACEHOLDER_DOMAINS, PLACEHOLDER_LOCALS
+from ._result import ASCII_SPACE, FastResult, with_placeholders
 
 # A plain ASCII address that email-validator accepts as is: a dot-atom of RFC 5322 atext, at
 # most 64 characters before the @, hostname labels without "--" (so no IDNA), a letter TLD.
@@ -42,48 +24,10 @@ _EMAIL = (
 _LOCAL_MAX = 64
 _SPECIAL_USE = r"(?i)\.(?:" + "|".join(re.escape(d) for d in SPECIAL_USE_DOMAIN_NAMES) + r")$"
 
-# North American numbering plan, as typed under a US or CA default region: an optional 1 or
-# +1, then ten digits whose area code starts with 2-9, then maybe an extension that
-# phonenumbers sets aside (`x12`, ` ext. 345`) and E.164 leaves out.
-_NANP = (
-    r"^(?:\+?1[ .-]?)?(?:\((?P<a>[2-9][0-9]{2})\)|(?P<b>[2-9][0-9]{2}))"
-    r"[ .-]?(?P<c>[0-9]{3})[ .-]?(?P<d>[0-9]{4})(?: ?(?i:x|ext\.?) ?[0-9]{1,6})?$"
-)
-_NANP_REGIONS = frozenset({"US", "CA"})
 
-FastResult = tuple[pa.BooleanArray, pa.StringArray, pa.StringArray]
-
-
-def fast_path(
-    kind: str, profile: str, region: str | None, arr: pa.StringArray
-) -> FastResult | None:
-    """The fast path for this kind/profile/region over `arr`, or None when there is none."""
-    if kind == "email":
-        return {"strict": _email_strict, "uid2": _email_uid2, "google": _email_google,
-                "meta": _email_meta}[profile](arr)  # fmt: skip
-    if kind == "phone":
-        intl = intl_phone(arr, profile)
-        if region not in _NANP_REGIONS:
-            return intl
-        return _combined(_phone_nanp(arr, profile), intl)
-    if kind == "dob":
-        return dob_fast(arr, profile)
-    if kind == "postal_code" and region == "US":
-        return postal_us(arr, profile)
-    return None
-
-
-def _combined(first: FastResult, second: FastResult | None) -> FastResult:
-    """The rows `first` decides, then those `second` decides (their shapes are disjoint)."""
-    if second is None:
-        return first
-    decided, values, reasons = first
-    return (pc.or_(decided, second[0]), pc.if_else(decided, values, second[1]),
-            pc.if_else(decided, reasons, second[2]))
-
-
-def _email_strict(arr: pa.StringArray) -> FastResult:
-    trimmed = pc.utf8_trim(arr, characters=_ASCII_SPACE)
+def email_strict(arr: pa.StringArray) -> FastResult:
+    """Addresses email-validator accepts as typed: trimmed, lowercase; placeholders rejected."""
+    trimmed = pc.utf8_trim(arr, characters=ASCII_SPACE)
     decided = _all(
         pc.match_substring_regex(trimmed, _EMAIL),
         pc.less_equal(pc.find_substring(trimmed, "@"), _LOCAL_MAX),
@@ -100,7 +44,7 @@ def _email_strict(arr: pa.StringArray) -> FastResult:
             pc.is_in(address, value_set=pa.array(sorted(PLACEHOLDER_ADDRESSES))),
         ),
     )
-    return decided, *_with_placeholders(address, placeholder)
+    return decided, *with_placeholders(address, placeholder)
 
 
 # Printable ASCII: the profiles' own rules reduce to Arrow's ASCII kernels on such text.
@@ -109,16 +53,16 @@ _PRINTABLE_OR_SPACE = r"^[\x20-\x7e\t\n\r\x0b\x0c]+$"
 _META_SHAPE = r"^.+@.+\..+"
 
 
-def _email_meta(arr: pa.StringArray) -> FastResult:
+def email_meta(arr: pa.StringArray) -> FastResult:
     """Trim, lowercase; Meta's shape check. Blank values are left to the reference (`empty`)."""
-    trimmed = pc.utf8_trim(arr, characters=_ASCII_SPACE)
+    trimmed = pc.utf8_trim(arr, characters=ASCII_SPACE)
     decided = pc.fill_null(pc.match_substring_regex(trimmed, _PRINTABLE), False)
     lowered = pc.ascii_lower(trimmed)
     ok = pc.fill_null(pc.match_substring_regex(lowered, _META_SHAPE), False)
     return decided, *_valid_or(lowered, ok, "syntax")
 
 
-def _email_google(arr: pa.StringArray) -> FastResult:
+def email_google(arr: pa.StringArray) -> FastResult:
     """All whitespace removed, lowercase, gmail.com/googlemail.com without dots and +tag."""
     printable = pc.fill_null(pc.match_substring_regex(arr, _PRINTABLE_OR_SPACE), False)
     text = pc.ascii_lower(pc.replace_substring_regex(arr, r"[ \t\n\r\x0b\x0c]+", ""))
@@ -130,7 +74,7 @@ def _email_google(arr: pa.StringArray) -> FastResult:
     return decided, *_aliased(local, domain, two, GMAIL_GOOGLE, local_first=True)
 
 
-def _email_uid2(arr: pa.StringArray) -> FastResult:
+def email_uid2(arr: pa.StringArray) -> FastResult:
     """The UID2 operator's rule on printable ASCII: leading spaces skipped, trailing domain
     spaces dropped, A-Z lowered, exactly one @, gmail.com without dots and +tag."""
     printable = pc.fill_null(pc.match_substring_regex(arr, _PRINTABLE), False)
@@ -178,32 +122,6 @@ def _aliased(local, domain, one_at, gmail_domains, *, local_first: bool):
 def _valid_or(values, ok, reason: str) -> tuple[pa.StringArray, pa.StringArray]:
     null = pa.scalar(None, pa.string())
     return pc.if_else(ok, values, null), pc.if_else(ok, null, pa.scalar(reason))
-
-
-def _phone_nanp(arr: pa.StringArray, profile: str) -> FastResult:
-    trimmed = pc.utf8_trim(arr, characters=_ASCII_SPACE)
-    parts = pc.extract_regex(trimmed, _NANP)  # null where the shape does not match
-    decided = pc.is_valid(parts)
-    # one of the two area code groups is empty; together with c and d: the ten digits
-    national = pc.binary_join_element_wise(
-        *(pc.struct_field(parts, k) for k in "abcd"), pa.scalar(""))
-    prefix = "1" if profile == "meta" else "+1"
-    values = pc.binary_join_element_wise(pa.scalar(prefix), national, pa.scalar(""))
-    if profile != "strict":
-        return decided, values, pa.nulls(len(arr), pa.string())
-    repeated = [str(d) * 10 for d in range(10)]
-    junk = pa.array(sorted(set(repeated) | {n for n in PLACEHOLDER_NUMBERS if len(n) == 10}))
-    placeholder = pc.fill_null(pc.is_in(national, value_set=junk), False)
-    return decided, *_with_placeholders(values, placeholder)
-
-
-def _with_placeholders(values, placeholder) -> tuple[pa.StringArray, pa.StringArray]:
-    """Null the values flagged as placeholders, and give those rows the reason `placeholder`."""
-    null = pa.scalar(None, pa.string())
-    return (
-        pc.if_else(placeholder, null, values),
-        pc.if_else(placeholder, pa.scalar("placeholder"), null),
-    )
 
 
 def _literal_alternation(before: str, words, after: str) -> str:

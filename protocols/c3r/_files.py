@@ -23,12 +23,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import _c3r_core as core
-from ._c3r_csv import format_csv, read_csv
-from ._c3r_schema import ColumnSpec, Schema, check_header
-from ._errors import ConfigError, DecryptionError, InputError, KeyMaterialError
-from ._io import atomic_path
-from ._keys import parse_collaboration_id
+from .._errors import ConfigError, DecryptionError, InputError, KeyMaterialError
+from .._io import atomic_path
+from .._keys import parse_collaboration_id
+from . import _core as core
+from ._csv import format_csv, read_csv
+from ._schema import ColumnSpec, Schema, check_header
 
 SECRET_ENV = "C3R_SHARED_SECRET"
 _STRING_TYPES = (core.DataType.STRING, core.DataType.CHAR, core.DataType.VARCHAR)

@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 
-from ._errors import InputError
+from .._errors import InputError
 
 MAX_COLUMNS = 10000
 _WS = r"[\x00-\x09\x0b\x0c\x0e-\x20]"

@@ -17,8 +17,8 @@ import secrets as _secrets
 from collections.abc import Mapping
 from typing import Any
 
-from . import _c3r_core as _core
-from ._c3r_core import (
+from . import _core
+from ._core import (
     FINGERPRINT_PREFIX,
     SEALED_PREFIX,
     DataType,
@@ -28,14 +28,14 @@ from ._c3r_core import (
     Settings,
     normalize_header,
 )
-from ._c3r_files import (
+from ._files import (
     SECRET_ENV,
     EncryptReport,
     decrypt_file,
     encrypt_file,
     secret_from_env,
 )
-from ._c3r_schema import ColumnSpec, Schema
+from ._schema import ColumnSpec, Schema
 
 __all__ = [
     "ColumnSpec",

@@ -8,21 +8,15 @@ import os
 import stat
 
 import pytest
-from click.testing import CliRunner
 
 import protocols
-from cleanroom.cli import main
 
 CID = "6f1c2a9e-0b7d-4c55-9a1e-3d2f8b7c6a10"
 
 
-def run(*args: str):
-    return CliRunner().invoke(main, list(args))
-
-
-def test_keys_new_writes_0600_secret_and_hides_it(tmp_path):
+def test_keys_new_writes_0600_secret_and_hides_it(tmp_path, runner):
     out = tmp_path / "collab.secret"
-    res = run("keys", "new", "--collaboration-id", CID, "--out", str(out), "--json")
+    res = runner("keys", "new", "--collaboration-id", CID, "--out", str(out), "--json")
     assert res.exit_code == 0, res.output
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
     doc = json.loads(out.read_text())
@@ -37,21 +31,21 @@ def test_keys_new_writes_0600_secret_and_hides_it(tmp_path):
     assert json.loads(res.output)["key_fingerprint"] == secret.fingerprint
 
 
-def test_keys_new_generates_id_and_refuses_overwrite(tmp_path):
+def test_keys_new_generates_id_and_refuses_overwrite(tmp_path, runner):
     out = tmp_path / "s.json"
-    assert run("keys", "new", "--out", str(out)).exit_code == 0
+    assert runner("keys", "new", "--out", str(out)).exit_code == 0
     before = out.read_bytes()
-    res = run("keys", "new", "--out", str(out))
+    res = runner("keys", "new", "--out", str(out))
     assert res.exit_code == 1
     assert res.output.strip() == (
         f"error: {out}: already exists; refusing to overwrite (use --force)")
     assert out.read_bytes() == before
-    assert run("keys", "new", "--out", str(out), "--force").exit_code == 0
+    assert runner("keys", "new", "--out", str(out), "--force").exit_code == 0
     assert out.read_bytes() != before
 
 
-def test_bad_collaboration_id_is_a_usage_error(tmp_path):
-    res = run("keys", "new", "--collaboration-id", "not-a-uuid", "--out", str(tmp_path / "s"))
+def test_bad_collaboration_id_is_a_usage_error(tmp_path, runner):
+    res = runner("keys", "new", "--collaboration-id", "not-a-uuid", "--out", str(tmp_path / "s"))
     assert res.exit_code == 2 and "is not a UUID" in res.output
     assert not (tmp_path / "s").exists()
 
@@ -92,9 +86,9 @@ def test_missing_secret_file(tmp_path):
         protocols.load_secret(tmp_path / "nope")
 
 
-def test_keys_pair_files_and_api(tmp_path):
+def test_keys_pair_files_and_api(tmp_path, runner):
     prefix = tmp_path / "alice"
-    res = run("keys", "pair", "--out", str(prefix))
+    res = runner("keys", "pair", "--out", str(prefix))
     assert res.exit_code == 0, res.output
     key_doc = json.loads((tmp_path / "alice.key").read_text())
     pub_doc = json.loads((tmp_path / "alice.pub").read_text())
@@ -114,17 +108,17 @@ def test_keys_pair_files_and_api(tmp_path):
     with pytest.raises(protocols.KeyMaterialError, match="expected 'x25519-private'"):
         os.chmod(tmp_path / "alice.pub", 0o600)
         protocols.load_private_key(tmp_path / "alice.pub")
-    assert run("keys", "pair", "--out", str(prefix)).exit_code == 1
+    assert runner("keys", "pair", "--out", str(prefix)).exit_code == 1
 
 
-def test_two_parties_agree_and_a_third_does_not(tmp_path):
+def test_two_parties_agree_and_a_third_does_not(tmp_path, runner):
     for name in ("alice", "bob", "eve"):
-        assert run("keys", "pair", "--out", str(tmp_path / name)).exit_code == 0
+        assert runner("keys", "pair", "--out", str(tmp_path / name)).exit_code == 0
 
     def agree(me, them, out, cid=CID):
-        return run("keys", "agree", "--private", str(tmp_path / f"{me}.key"),
-                   "--public", str(tmp_path / f"{them}.pub"), "--collaboration-id", cid,
-                   "--out", str(tmp_path / out), "--json")
+        return runner("keys", "agree", "--private", str(tmp_path / f"{me}.key"),
+                      "--public", str(tmp_path / f"{them}.pub"), "--collaboration-id", cid,
+                      "--out", str(tmp_path / out), "--json")
 
     ra, rb = agree("alice", "bob", "a.secret"), agree("bob", "alice", "b.secret")
     assert ra.exit_code == 0 and rb.exit_code == 0, ra.output + rb.output
@@ -142,10 +136,10 @@ def test_two_parties_agree_and_a_third_does_not(tmp_path):
     assert protocols.load_secret(tmp_path / "o.secret").secret != a.secret
 
 
-def test_agree_with_own_public_key_is_refused(tmp_path):
-    run("keys", "pair", "--out", str(tmp_path / "a"))
-    res = run("keys", "agree", "--private", str(tmp_path / "a.key"), "--public",
-              str(tmp_path / "a.pub"), "--collaboration-id", CID, "--out", str(tmp_path / "s"))
+def test_agree_with_own_public_key_is_refused(tmp_path, runner):
+    runner("keys", "pair", "--out", str(tmp_path / "a"))
+    res = runner("keys", "agree", "--private", str(tmp_path / "a.key"), "--public",
+                 str(tmp_path / "a.pub"), "--collaboration-id", CID, "--out", str(tmp_path / "s"))
     assert res.exit_code == 1 and "your own public key" in res.output
     assert not (tmp_path / "s").exists()
 

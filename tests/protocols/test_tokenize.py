@@ -9,11 +9,9 @@ import pyarrow as pa
 import pyarrow.csv  # noqa: F401  (pa.csv)
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
 
 import normalize
 import protocols
-from cleanroom.cli import main
 from examples.generate import generate
 
 CID = "2b0f5e3c-7d1a-4e8b-9c6f-0a1b2c3d4e5f"
@@ -128,13 +126,13 @@ def test_manifest_says_everything_but_secrets(airline_csv, rows, tmp_path):
     assert m.quality["name_dob"]["duplicate_rows"] == sum(n for n in dob_keys.values() if n > 1)
 
 
-def test_no_identifier_string_appears_in_the_token_file(airline_csv, rows, tmp_path):
+def test_no_identifier_string_appears_in_the_token_file(airline_csv, rows, tmp_path, runner):
     out = tmp_path / "t.parquet"
-    res = CliRunner().invoke(main, [
+    res = runner(
         "tokenize", str(airline_csv), "--party", "airline", "--secret-file",
         str(_secret_file(tmp_path)), "--id", "email=email", "--id", "phone=phone",
         "--match-key", "name_dob=first_name:first_name+last_name:last_name+dob:dob",
-        "--attr", "tier", "--out", str(out), "--report", str(tmp_path / "r.json")])
+        "--attr", "tier", "--out", str(out), "--report", str(tmp_path / "r.json"))
     assert res.exit_code == 0, res.output
     # data pages as stored and decoded (pages may be compressed): no needle as a substring
     stored = out.read_bytes()

@@ -31,7 +31,7 @@ from typing import Literal, NamedTuple
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ._errors import ConfigError, DecryptionError, InputError, KeyMaterialError
+from .._errors import ConfigError, DecryptionError, InputError, KeyMaterialError
 
 FINGERPRINT_PREFIX = "02:hmac:"
 SEALED_PREFIX = "02:enc:"

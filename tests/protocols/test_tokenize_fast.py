@@ -52,7 +52,7 @@ def test_realistic_values_and_a_large_batch():
 @given(parts=st.lists(st.lists(st.none() | text, min_size=5, max_size=5), min_size=1,
                       max_size=4))
 def test_join_match_parts_equals_python_join(parts):
-    joined, bad = protocols._tokens.join_match_parts([pa.array(p, pa.string()) for p in parts])
+    joined, bad = protocols.hazmat.join_match_parts([pa.array(p, pa.string()) for p in parts])
     for row in range(5):
         cells = [p[row] for p in parts]
         has_control = any(c is not None and any(ord(ch) < 32 or ord(ch) == 127 for ch in c)

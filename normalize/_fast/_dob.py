@@ -1,7 +1,7 @@
-"""Vectorized fast paths for dates of birth and US postal codes (see _dob.py and _geo.py).
+"""Vectorized fast path for dates of birth (the reference is normalize/_dob.py).
 
 Each decides only values whose shape makes the reference's steps plain Arrow arithmetic; the
-rest goes to the per-value reference. tests/test_normalize_column.py proves the equality.
+rest goes to the per-value reference. tests/normalize/test_normalize_column.py proves the equality.
 """
 
 from __future__ import annotations
@@ -12,10 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-FastResult = tuple[pa.BooleanArray, pa.StringArray, pa.StringArray]
+from ._result import ASCII_SPACE, FastResult
 
-# A subset of what str.strip() removes: a value still shaped after this trim strips the same.
-_ASCII_SPACE = " \t\n\r\x0b\x0c"
 # The reference's formats without the time suffix, in its order (ISO, US, d.m.Y, compact);
 # the shapes are disjoint, so the first that matches is the one the reference uses.
 _DATES = (
@@ -27,8 +25,6 @@ _DATES = (
     r"^(?P<y>[0-9]{4})(?P<m>[0-9]{2})(?P<d>[0-9]{2})$",
 )
 _DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
-_ZIP = r"^[0-9]{5}(?:[ -]?[0-9]{4})?$"
-_PRINTABLE = r"^[\x20-\x7e]+$"
 
 
 def dob_fast(arr: pa.StringArray, profile: str, today: _dt.date | None = None) -> FastResult | None:
@@ -37,7 +33,7 @@ def dob_fast(arr: pa.StringArray, profile: str, today: _dt.date | None = None) -
     if profile not in ("strict", "meta"):
         return None
     n = len(arr)
-    trimmed = pc.utf8_trim(arr, characters=_ASCII_SPACE)
+    trimmed = pc.utf8_trim(arr, characters=ASCII_SPACE)
     decided = pa.repeat(pa.scalar(False), n)
     parts = {k: pa.nulls(n, pa.string()) for k in "ymd"}
     for pattern in _DATES:
@@ -72,30 +68,4 @@ def dob_fast(arr: pa.StringArray, profile: str, today: _dt.date | None = None) -
     good = pc.and_(decided, ok_arr)
     values = pc.if_else(good, text, null)
     reasons = pc.if_else(pc.and_(decided, pc.invert(ok_arr)), pa.scalar("date"), null)
-    return decided, values, reasons
-
-
-def postal_us(arr: pa.StringArray, profile: str) -> FastResult | None:
-    """US postal codes in printable ASCII: 5 digits (google keeps ZIP+4 as `NNNNN-NNNN`), or
-    reason `postal` for any other non-blank printable text."""
-    if profile not in ("strict", "google", "meta"):
-        return None
-    # Python's str.split() splits printable ASCII on spaces only, so this is its " ".join.
-    printable = pc.fill_null(pc.match_substring_regex(arr, _PRINTABLE), False)
-    # runs of spaces collapsed (a regex replace, so only on the few rows that have one)
-    runs = pc.fill_null(pc.match_substring(arr, "  "), False)
-    if pc.any(runs).as_py():
-        arr = pc.replace_with_mask(arr, runs,
-                                   pc.replace_substring_regex(arr.filter(runs), " {2,}", " "))
-    text = pc.utf8_trim(arr, characters=" ")
-    decided = pc.and_(printable, pc.fill_null(pc.greater(pc.binary_length(text), 0), False))
-    ok = pc.fill_null(pc.match_substring_regex(text, _ZIP), False)
-    five = pc.utf8_slice_codeunits(text, 0, 5)
-    if profile == "google":
-        plus4 = pc.binary_join_element_wise(five, pc.utf8_slice_codeunits(text, -4), "-")
-        five = pc.if_else(pc.greater(pc.binary_length(text), 5), plus4, five)
-    null = pa.scalar(None, pa.string())
-    good = pc.and_(decided, ok)
-    values = pc.if_else(good, five, null)
-    reasons = pc.if_else(pc.and_(decided, pc.invert(ok)), pa.scalar("postal"), null)
     return decided, values, reasons

@@ -2,7 +2,7 @@
 
 token = HMAC-SHA256(key, UTF-8 bytes of the normalized value), 32 bytes. The column path
 (`hmac_tokens`) hashes the key's pad blocks once and must equal the reference `hmac_token` on
-every value (tests/test_tokenize_fast.py proves it).
+every value (tests/protocols/test_tokenize_fast.py proves it).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ._errors import CleanroomBug
+from .._errors import CleanroomBug
 
 TOKEN_BYTES = 32
 TOKEN_TYPE = pa.binary()

@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import cleanroom
+from cleanroom.config import write_toml
 from protocols import MANIFEST_METADATA_KEY, PROTOCOL_HMAC, Manifest, atomic_path
 
 COLLAB_ID = "2b9a0f3c-8e41-4c7d-a6f2-5d3e1b9c7a80"
@@ -111,41 +112,30 @@ def brand_attrs(ids: np.ndarray, rng: np.random.Generator) -> dict[str, pa.Array
             "spend": pa.array(np.round(rng.random(len(ids)) * 100, 2))}
 
 
-POLICIES = {
-    "airline": """analysis_rule = "aggregation"
-join_columns = {joins}
-dimension_columns = ["tier", "home_airport"]
-aggregate_columns = [{{ columns = ["miles"], functions = ["SUM", "AVG"] }}]
-output_constraints = [{{ column = "entity_id", type = "COUNT_DISTINCT", minimum = 50 }}]
-join_required = "query_runner"
-""",
-    "brand": """analysis_rule = "aggregation"
-join_columns = {joins}
-dimension_columns = ["segment"]
-aggregate_columns = [{{ columns = ["spend"], functions = ["SUM"] }}]
-output_constraints = [{{ column = "entity_id", type = "COUNT_DISTINCT", minimum = 100 }}]
-""",
-}
-COLLAB = """[collaboration]
-id = "{cid}"
-name = "bench"
-[members.airline]
-can_query = true
-can_receive_results = true
-[members.brand]
-can_receive_results = true
-[tables.airline]
-owner = "airline"
-tokens = "airline.tokens.parquet"
-policy = "airline.policy.toml"
-[tables.brand]
-owner = "brand"
-tokens = "brand.tokens.parquet"
-policy = "brand.policy.toml"
-[matching]
-rules = {joins}
-max_records_per_token = 5
-"""
+def _policy(joins: list[str], dimensions: list[str], column: str, functions: list[str],
+            minimum: int, **extra: str) -> dict[str, object]:
+    return {"analysis_rule": "aggregation", "join_columns": joins,
+            "dimension_columns": dimensions,
+            "aggregate_columns": [{"columns": [column], "functions": functions}],
+            "output_constraints": [{"column": "entity_id", "type": "COUNT_DISTINCT",
+                                    "minimum": minimum}], **extra}
+
+
+def write_collab_files(d: Path, kinds: tuple[str, ...]) -> Path:
+    """The two policies and the collaboration file, through the one TOML writer."""
+    joins = list(kinds)
+    write_toml(d / "airline.policy.toml",
+               _policy(joins, ["tier", "home_airport"], "miles", ["SUM", "AVG"], 50,
+                       join_required="query_runner"))
+    write_toml(d / "brand.policy.toml", _policy(joins, ["segment"], "spend", ["SUM"], 100))
+    return write_toml(d / "collab.toml", {
+        "collaboration": {"id": COLLAB_ID, "name": "bench"},
+        "members": {"airline": {"can_query": True, "can_receive_results": True},
+                    "brand": {"can_receive_results": True}},
+        "tables": {t: {"owner": t, "tokens": f"{t}.tokens.parquet",
+                       "policy": f"{t}.policy.toml"} for t in ("airline", "brand")},
+        "matching": {"rules": joins, "max_records_per_token": 5},
+    })
 
 
 def make_collab(d: Path, n: int, kinds: tuple[str, ...]) -> Path:
@@ -165,10 +155,7 @@ def make_collab(d: Path, n: int, kinds: tuple[str, ...]) -> Path:
     write_party(d / "airline.tokens.parquet", "airline", a, kinds, airline_attrs, 1,
                 three_keys=three)
     write_party(d / "brand.tokens.parquet", "brand", b, kinds, brand_attrs, 2, three_keys=three)
-    joins = "[" + ", ".join(f'"{k}"' for k in kinds) + "]"
-    for name, text in POLICIES.items():
-        (d / f"{name}.policy.toml").write_text(text.format(joins=joins))
-    (d / "collab.toml").write_text(COLLAB.format(cid=COLLAB_ID, joins=joins))
+    write_collab_files(d, kinds)
     marker.touch()
     return d / "collab.toml"
 

@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 
 import pyarrow as pa
+from conftest import collaboration_doc, policy_doc, write_collaboration
 
 from protocols import PROTOCOL_HMAC, Manifest, write_token_file
 
@@ -58,65 +59,34 @@ def write_party(
     return path
 
 
-AIRLINE_POLICY = """\
-analysis_rule = "aggregation"
-join_columns = ["email", "phone", "name_dob"]
-dimension_columns = ["tier", "home_airport"]
-aggregate_columns = [{ columns = ["miles"], functions = ["SUM", "AVG"] }]
-output_constraints = [{ column = "entity_id", type = "COUNT_DISTINCT", minimum = %(min_a)d }]
-join_required = "query_runner"
-allowed_result_receivers = ["airline", "brand"]
-"""
+def airline_policy(min_a: int, joins: list[str] | None = None) -> dict:
+    """The airline's aggregation policy (tier and home airport, miles summed)."""
+    return policy_doc(list(joins or KINDS), dimensions=["tier", "home_airport"],
+                      aggregates={"miles": ["SUM", "AVG"]}, minimum=min_a,
+                      join_required="query_runner",
+                      allowed_result_receivers=["airline", "brand"])
 
-BRAND_POLICY = """\
-analysis_rule = "aggregation"
-join_columns = ["email", "phone", "name_dob"]
-dimension_columns = ["segment"]
-aggregate_columns = [{ columns = ["spend"], functions = ["SUM", "COUNT"] }]
-output_constraints = [{ column = "entity_id", type = "COUNT_DISTINCT", minimum = %(min_b)d }]
-scalar_functions = ["UPPER"]
-"""
 
-COLLAB = """\
-[collaboration]
-id = "%(cid)s"
-name = "Airline x Brand"
-audit_log = "audit.jsonl"
+def brand_policy(min_b: int, joins: list[str] | None = None) -> dict:
+    """The brand's aggregation policy (segment, spend summed or counted)."""
+    return policy_doc(list(joins or KINDS), dimensions=["segment"],
+                      aggregates={"spend": ["SUM", "COUNT"]}, minimum=min_b,
+                      scalar_functions=["UPPER"])
 
-[members.airline]
-can_query = true
-can_receive_results = true
-[members.brand]
-can_query = false
-can_receive_results = true
-[members.agency]
-can_query = true
-can_receive_results = false
 
-[tables.airline]
-owner = "airline"
-tokens = "airline.tokens.parquet"
-policy = "airline.policy.toml"
-[tables.brand]
-owner = "brand"
-tokens = "brand.tokens.parquet"
-policy = "brand.policy.toml"
-
-[matching]
-rules = ["email", "phone", "name_dob"]
-max_records_per_token = %(cap)d
-"""
+def collab_doc(cid: str = COLLAB_ID, cap: int = 5, rules: list[str] | None = None) -> dict:
+    """Airline (queries), brand (receives) and agency (queries, receives nothing)."""
+    return collaboration_doc(
+        cid, members={"airline": (True, True), "brand": (False, True), "agency": (True, False)},
+        tables={"airline": "airline", "brand": "brand"}, rules=list(rules or KINDS), cap=cap)
 
 
 def write_collab(
     d: Path, *, min_a: int = 2, min_b: int = 2, cap: int = 5, cid: str = COLLAB_ID
 ) -> Path:
     """Write the collaboration and both policies into `d`; return the collaboration path."""
-    (d / "airline.policy.toml").write_text(AIRLINE_POLICY % {"min_a": min_a})
-    (d / "brand.policy.toml").write_text(BRAND_POLICY % {"min_b": min_b})
-    path = d / "collab.toml"
-    path.write_text(COLLAB % {"cid": cid, "cap": cap})
-    return path
+    return write_collaboration(d, collab_doc(cid, cap), {"airline": airline_policy(min_a),
+                                                     "brand": brand_policy(min_b)})
 
 
 AIRLINE_ATTRS = {"tier": pa.string(), "home_airport": pa.string(), "miles": pa.int64()}

@@ -4,7 +4,8 @@ matched exactly by the engine; a file tokenized with another secret is refused."
 from __future__ import annotations
 
 import pytest
-from _engine_fixtures import AIRLINE_POLICY, BRAND_POLICY, COLLAB
+from _engine_fixtures import airline_policy, brand_policy, collab_doc
+from conftest import write_collaboration
 
 import cleanroom
 import protocols
@@ -39,13 +40,10 @@ def collab(tmp_path):
     secret = protocols.new_secret(CID, secret=b"\x05" * 32)
     _tokenize(tmp_path, "airline", ["tier", "home_airport", "miles"], secret)
     _tokenize(tmp_path, "brand", ["segment", "spend"], secret)
-    (tmp_path / "airline.policy.toml").write_text(
-        (AIRLINE_POLICY % {"min_a": 5}).replace(', "name_dob"', ""))
-    (tmp_path / "brand.policy.toml").write_text(
-        (BRAND_POLICY % {"min_b": 5}).replace(', "name_dob"', ""))
-    path = tmp_path / "collab.toml"
-    path.write_text((COLLAB % {"cid": CID, "cap": 5}).replace(', "name_dob"', ""))
-    return path
+    joins = ["email", "phone"]
+    return write_collaboration(tmp_path, collab_doc(CID, 5, joins),
+                               {"airline": airline_policy(5, joins),
+                                "brand": brand_policy(5, joins)})
 
 
 def test_real_tokens_match_exactly(collab):

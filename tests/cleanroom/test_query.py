@@ -14,76 +14,33 @@ import pyarrow as pa
 import pytest
 from _engine_fixtures import COLLAB_ID, write_party
 from click.testing import CliRunner
+from conftest import collaboration_doc, policy_doc, write_collaboration
 
 import cleanroom
 from cleanroom import PolicyRefusal, run_query
 from cleanroom.cli import main
+from cleanroom.config import write_toml
 
 KINDS = ("email", "phone")
 ATTRS_A = {"tier": pa.string(), "home_airport": pa.string(), "birth_year": pa.int64(),
            "miles": pa.int64()}
 ATTRS_B = {"segment": pa.string(), "spend": pa.float64()}
 MIN_A, MIN_B = 5, 8
-SCALARS = '["UPPER", "LOWER", "ROUND", "CAST", "COALESCE", "SUBSTRING"]'
+SCALARS = ["UPPER", "LOWER", "ROUND", "CAST", "COALESCE", "SUBSTRING"]
 
-AIRLINE_POLICY = f"""\
-analysis_rule = "aggregation"
-join_columns = ["email", "phone"]
-dimension_columns = ["tier", "home_airport", "birth_year"]
-aggregate_columns = [{{ columns = ["miles"], functions = ["SUM", "AVG"] }}]
-output_constraints = [{{ column = "entity_id", type = "COUNT_DISTINCT", minimum = {MIN_A} }}]
-join_required = "query_runner"
-scalar_functions = {SCALARS}
-disallowed_output_columns = ["birth_year"]
-allowed_result_receivers = ["airline", "brand"]
-"""
-BRAND_POLICY = f"""\
-analysis_rule = "aggregation"
-join_columns = ["email", "phone"]
-dimension_columns = ["segment"]
-aggregate_columns = [{{ columns = ["spend"], functions = ["SUM", "AVG", "COUNT"] }}]
-output_constraints = [{{ column = "entity_id", type = "COUNT_DISTINCT", minimum = {MIN_B} }}]
-scalar_functions = ["UPPER", "ROUND"]
-"""
-AIRLINE_LIST = """\
-analysis_rule = "list"
-join_columns = ["email", "phone"]
-list_columns = ["tier"]
-"""
-BRAND_LIST = """\
-analysis_rule = "list"
-join_columns = ["email", "phone"]
-list_columns = ["segment"]
-"""
-COLLAB = f"""\
-[collaboration]
-id = "{COLLAB_ID}"
-name = "Airline x Brand"
-audit_log = "audit.jsonl"
-
-[members.airline]
-can_query = true
-can_receive_results = true
-[members.brand]
-can_query = false
-can_receive_results = true
-[members.agency]
-can_query = true
-can_receive_results = true
-
-[tables.airline]
-owner = "airline"
-tokens = "airline.tokens.parquet"
-policy = "airline.policy.toml"
-[tables.brand]
-owner = "brand"
-tokens = "brand.tokens.parquet"
-policy = "brand.policy.toml"
-
-[matching]
-rules = ["email", "phone"]
-max_records_per_token = 5
-"""
+AIRLINE_POLICY = policy_doc(
+    list(KINDS), dimensions=["tier", "home_airport", "birth_year"],
+    aggregates={"miles": ["SUM", "AVG"]}, minimum=MIN_A, join_required="query_runner",
+    scalar_functions=SCALARS, disallowed_output_columns=["birth_year"],
+    allowed_result_receivers=["airline", "brand"])
+BRAND_POLICY = policy_doc(
+    list(KINDS), dimensions=["segment"], aggregates={"spend": ["SUM", "AVG", "COUNT"]},
+    minimum=MIN_B, scalar_functions=["UPPER", "ROUND"])
+AIRLINE_LIST = policy_doc(list(KINDS), rule="list", list_columns=["tier"])
+BRAND_LIST = policy_doc(list(KINDS), rule="list", list_columns=["segment"])
+COLLAB = collaboration_doc(
+    COLLAB_ID, members={"airline": (True, True), "brand": (False, True), "agency": (True, True)},
+    tables={"airline": "airline", "brand": "brand"}, rules=list(KINDS))
 
 
 def people() -> tuple[list[dict], list[dict]]:
@@ -121,10 +78,8 @@ def build_collaboration(d: Path, *, rule: str = "aggregation") -> Path:
     write_party(d / "brand.tokens.parquet", "brand", brand, attributes=ATTRS_B, kinds=KINDS,
                 seed=2)
     agg = rule == "aggregation"
-    (d / "airline.policy.toml").write_text(AIRLINE_POLICY if agg else AIRLINE_LIST)
-    (d / "brand.policy.toml").write_text(BRAND_POLICY if agg else BRAND_LIST)
-    (d / "collab.toml").write_text(COLLAB)
-    return d / "collab.toml"
+    return write_collaboration(d, COLLAB, {"airline": AIRLINE_POLICY if agg else AIRLINE_LIST,
+                                           "brand": BRAND_POLICY if agg else BRAND_LIST})
 
 
 @pytest.fixture(scope="module")
@@ -302,7 +257,7 @@ def test_list_rule_refusals(list_room, sql, rule):
 
 def test_mixed_rules_refused(tmp_path):
     path = build_collaboration(tmp_path)
-    (tmp_path / "brand.policy.toml").write_text(BRAND_LIST)
+    write_toml(tmp_path / "brand.policy.toml", BRAND_LIST)
     with pytest.raises(PolicyRefusal) as e:
         run_query(path, "airline", "SELECT DISTINCT b.segment FROM airline a JOIN brand b "
                   "ON a.entity_id = b.entity_id")

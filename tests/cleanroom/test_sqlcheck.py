@@ -18,11 +18,17 @@ from cleanroom import Policy, PolicyRefusal, TableRules, check_sql
 from cleanroom.analyst._plan import plan
 from cleanroom.analyst._redact import redacted_sql
 from cleanroom.analyst._run import execute_checked
+from cleanroom.config import toml_text
 
 
-def rules(airline: str = AIRLINE_POLICY, brand: str = BRAND_POLICY) -> dict[str, TableRules]:
-    return {"airline": TableRules("airline", "airline", Policy.from_dict(tomllib.loads(airline))),
-            "brand": TableRules("brand", "brand", Policy.from_dict(tomllib.loads(brand)))}
+def _policy(doc: dict) -> Policy:
+    """The policy as the engine reads it from the file the one writer writes."""
+    return Policy.from_dict(tomllib.loads(toml_text(doc)))
+
+
+def rules(airline: dict = AIRLINE_POLICY, brand: dict = BRAND_POLICY) -> dict[str, TableRules]:
+    return {"airline": TableRules("airline", "airline", _policy(airline)),
+            "brand": TableRules("brand", "brand", _policy(brand))}
 
 
 TABLES = rules()

@@ -12,6 +12,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from conftest import collaboration_doc, policy_doc, write_collaboration
 
 import normalize
 import protocols
@@ -359,49 +360,20 @@ def test_low_order_points_are_refused(tmp_path):
             protocols.psi_reblind_values(key, [good[0], low, good[1]])
 
 
-_POLICY = """\
-analysis_rule = "aggregation"
-join_columns = ["email", "phone"]
-dimension_columns = []
-aggregate_columns = [{ columns = ["%(attr)s"], functions = ["COUNT"] }]
-output_constraints = [{ column = "entity_id", type = "COUNT_DISTINCT", minimum = 2 }]
-allowed_result_receivers = ["airline", "brand"]
-"""
-
-_COLLAB = """\
-[collaboration]
-id = "%(cid)s"
-name = "PSI test"
-audit_log = "audit.jsonl"
-
-[members.airline]
-can_query = true
-can_receive_results = true
-[members.brand]
-can_query = false
-can_receive_results = true
-
-[tables.airline]
-owner = "airline"
-tokens = "%(a)s"
-policy = "airline.policy.toml"
-[tables.brand]
-owner = "brand"
-tokens = "%(b)s"
-policy = "brand.policy.toml"
-
-[matching]
-rules = ["email", "phone"]
-max_records_per_token = 5
-"""
-
-
 def _engine_overlap(d: Path, a: Path, b: Path) -> int:
     import cleanroom
 
-    (d / "airline.policy.toml").write_text(_POLICY % {"attr": "member_id"})
-    (d / "brand.policy.toml").write_text(_POLICY % {"attr": "customer_id"})
-    (d / "collab.toml").write_text(_COLLAB % {"cid": COLLAB, "a": a.name, "b": b.name})
+    def policy(attr: str) -> dict:
+        return policy_doc(["email", "phone"], dimensions=[], aggregates={attr: ["COUNT"]},
+                          minimum=2, allowed_result_receivers=["airline", "brand"])
+
+    collab = collaboration_doc(COLLAB, members={"airline": (True, True), "brand": (False, True)},
+                               tables={"airline": "airline", "brand": "brand"},
+                               rules=["email", "phone"])
+    collab["tables"]["airline"]["tokens"] = a.name
+    collab["tables"]["brand"]["tokens"] = b.name
+    write_collaboration(d, collab, {"airline": policy("member_id"),
+                                    "brand": policy("customer_id")})
     with cleanroom.open_collaboration(d / "collab.toml") as room:
         return room.resolution().overlap_entities
 

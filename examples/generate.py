@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import importlib
 import random
 import unicodedata
@@ -191,7 +192,7 @@ def _people(
     dob = [dt.date.fromordinal(start + int(d)).isoformat()
            for d in rng.integers(0, 20_000, n)]
     r = random.Random(int(rng.integers(1 << 62)))
-    phone = _unique((lambda c=c: _mobile(r, c)) for c in country)
+    phone = _unique(functools.partial(_mobile, r, c) for c in country)
     emails = []
     seen: set[str] = set()
     for f, la, c, style, num in zip(first, last, country, rng.integers(0, 5, n),
@@ -266,7 +267,7 @@ def _format_phone(rnd: random.Random, e164: str) -> str:
     """One of the ways people type a phone number: national for home-region numbers, else +cc."""
     if e164.startswith("+1"):
         a, b, c = e164[2:5], e164[5:8], e164[8:]
-        forms = (f"({a}) {b}-{c}", f"{a}-{b}-{c}", f"{a}.{b}.{c}", f"{a}{b}{c}",
+        forms: tuple[str, ...] = (f"({a}) {b}-{c}", f"{a}-{b}-{c}", f"{a}.{b}.{c}", f"{a}{b}{c}",
                  f"+1 {a} {b} {c}", f"1-{a}-{b}-{c}", f"+1{a}{b}{c}")
         return rnd.choice(forms)
     cc_len = 2

@@ -105,7 +105,7 @@ def _build_countries() -> dict[str, str]:
 
 def _build_subdivisions(country: str) -> dict[str, str]:
     table: dict[str, str] = {}
-    for sub in pycountry.subdivisions.get(country_code=country) or ():
+    for sub in pycountry.subdivisions.get(country_code=country) or ():  # type: ignore[no-untyped-call]  # pycountry has no annotations
         code = sub.code.split("-", 1)[1]
         table[lookup_key(sub.name)] = code
         table[code.lower()] = code

@@ -33,7 +33,9 @@ _BY_KIND: dict[str, Normalizer] = {
 }
 
 
-def normalizer(kind: str, profile: str = "strict", region: str | None = "US") -> Callable:
+def normalizer(
+    kind: str, profile: str = "strict", region: str | None = "US"
+) -> Callable[[str | None], str]:
     """The per-value function of one kind, profile and region, checked once (else ValueError)."""
     fn = _BY_KIND[check_kind(kind)]
     check_profile(profile)

@@ -13,5 +13,5 @@ class InvalidIdentifier(ValueError):
     def __repr__(self) -> str:
         return f"InvalidIdentifier(kind={self.kind!r}, reason={self.reason!r})"
 
-    def __reduce__(self):  # picklable across worker processes
+    def __reduce__(self) -> tuple[type[InvalidIdentifier], tuple[str, str]]:  # picklable
         return (type(self), (self.kind, self.reason))

@@ -25,6 +25,7 @@ import stat
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -98,7 +99,7 @@ def write_secret(secret: CollaborationSecret, path: str | os.PathLike[str], *,
     return target
 
 
-def _read_json(path: str | os.PathLike[str], *, private: bool, what: str) -> dict:
+def _read_json(path: str | os.PathLike[str], *, private: bool, what: str) -> dict[str, Any]:
     name = os.fspath(path)
     try:
         st = os.stat(name)
@@ -132,7 +133,7 @@ def _read_json(path: str | os.PathLike[str], *, private: bool, what: str) -> dic
     return doc
 
 
-def _b64_32(doc: dict, field_name: str, name: str, what: str) -> bytes:
+def _b64_32(doc: dict[str, Any], field_name: str, name: str, what: str) -> bytes:
     value = doc.get(field_name)
     try:
         raw = base64.b64decode(value, validate=True) if isinstance(value, str) else b""

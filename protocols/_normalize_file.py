@@ -69,7 +69,7 @@ def normalize_file(input_path: str | os.PathLike[str], output: str | os.PathLike
     batches = read_batches(source, wanted, string_columns=columns, batch_rows=batch_rows)
     out = Path(output)
     as_csv = out.suffix.lower() == ".csv"
-    totals: dict[str, dict] = {column: {} for column in columns}
+    totals: dict[str, dict[str, Any]] = {column: {} for column in columns}
     rows = 0
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out, 0o600) as tmp, \
@@ -102,7 +102,7 @@ def normalize_file(input_path: str | os.PathLike[str], output: str | os.PathLike
                 if w is not None:
                     w.close()
         repeats = repeated_rows(side_path, columns, side_dir)
-    kinds = dict((column, kind) for kind, column in identifiers)
+    kinds = {column: kind for kind, column in identifiers}
     report = {column: {"kind": kinds[column], **totals[column],
                        "repeated_rows": repeats[column]} for column in columns}
     return NormalizeReport(os.fspath(out), rows, profile, region, report,

@@ -125,7 +125,7 @@ class _Plan:
 
 
 def _normalized(plan: _Plan, batch: pa.RecordBatch, kind: str, column: str,
-                cache: dict) -> tuple[pa.Array, pa.Array]:
+                cache: dict[Any, Any]) -> tuple[pa.Array, pa.Array]:
     if (kind, column) not in cache:
         values = batch.column(column)
         res = normalize.normalize_column(kind, values, profile=plan.profile, region=plan.region,
@@ -162,9 +162,11 @@ def _match_reasons(kinds: Sequence[str], reasons: Sequence[pa.Array], bad: pa.Ar
     return pc.replace_with_mask(out, flagged, some)
 
 
-def tokenize_batch(plan: _Plan, batch: pa.RecordBatch) -> tuple[list[pa.Array], list[dict]]:
+def tokenize_batch(
+    plan: _Plan, batch: pa.RecordBatch
+) -> tuple[list[pa.Array], list[dict[str, Any]]]:
     """Normalize and tokenize one batch: token arrays and quality counts per token column."""
-    cache: dict = {}
+    cache: dict[Any, Any] = {}
     tokens, counts = [], []
     for col, key in zip(plan.columns, plan.keys, strict=True):
         if not col.match_key:
@@ -191,14 +193,14 @@ def shuffled_batch(plan: _Plan, batch: pa.RecordBatch, tokens: list[pa.Array],
 
 
 def _work(args: tuple[_Plan, pa.RecordBatch, tuple[str, ...]]
-          ) -> tuple[pa.RecordBatch, list[dict]]:
+          ) -> tuple[pa.RecordBatch, list[dict[str, Any]]]:
     plan, batch, attributes = args
     tokens, counts = tokenize_batch(plan, batch)
     return shuffled_batch(plan, batch, tokens, attributes), counts
 
 
 def _pool_map(plan: _Plan, batches: Iterable[pa.RecordBatch], workers: int,
-              attributes: tuple[str, ...]) -> Iterator[tuple[pa.RecordBatch, list[dict]]]:
+              attributes: tuple[str, ...]) -> Iterator[tuple[pa.RecordBatch, list[dict[str, Any]]]]:
     """Tokenize batches into shuffled output tables, in order: in-process for one batch or one
     worker, else in a process pool with at most `workers + 1` batches in flight (bounded
     memory). Workers get only the columns they need and send back finished tables, so the
@@ -219,7 +221,7 @@ def _pool_map(plan: _Plan, batches: Iterable[pa.RecordBatch], workers: int,
     columns = _needed(plan) + [a for a in attributes if a not in _needed(plan)]
     worker_plan = replace(plan, normalize_workers=1)
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        pending: deque[Future] = deque()
+        pending: deque[Future[Any]] = deque()
         for batch in _chain(first, second, it):
             pending.append(pool.submit(_work, (worker_plan, batch.select(columns), attributes)))
             while len(pending) > workers:
@@ -306,7 +308,7 @@ def tokenize_file(input_path: str | os.PathLike[str], output: str | os.PathLike[
     batches = read_batches(source, wanted, string_columns=id_columns, batch_rows=batch_rows)
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     names = [c.name for c in columns]
-    totals: list[dict] = [{} for _ in columns]
+    totals: list[dict[str, Any]] = [{} for _ in columns]
     attr_types: dict[str, str] = {}
     rows = 0
     out = Path(output)

@@ -161,7 +161,7 @@ class _Checker:
         out: dict[str, Any] = {"orders": [], "limit": None, "offset": None, "distinct": False}
         for m in mods:
             mtype = m.get("type")
-            if not self.only(m, _MODIFIER_KEYS.get(mtype, set()), "query modifier"):
+            if not self.only(m, _MODIFIER_KEYS.get(str(mtype), set()), "query modifier"):
                 continue
             if mtype == "ORDER_MODIFIER":
                 for o in m.get("orders") or []:

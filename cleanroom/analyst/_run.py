@@ -14,10 +14,11 @@ from typing import Any
 
 import duckdb
 
-from cleanroom.engine import CleanRoom, execute, open_collaboration
+from cleanroom.engine import CleanRoom, Sql, execute, fetch_one, open_collaboration
 from protocols import CleanroomBug, CleanroomError, InputError, PolicyRefusal
 
-from ._checker import CheckedQuery, TableRules, check_sql
+from ._checker import CheckedQuery, check_sql
+from ._expressions import TableRules
 from ._plan import RESERVED, plan
 from ._redact import redacted_sql
 
@@ -67,8 +68,8 @@ def execute_checked(
     p = plan(query, con, table)
     execute(con, f"CREATE TEMP TABLE {table} AS {p.groups_sql}", analyst=True)
     try:
-        suppressed = execute(con, f"SELECT count(*) FROM {table} WHERE {RESERVED}n < ?",
-                          [p.minimum]).fetchone()[0]
+        suppressed = fetch_one(con, Sql(f"SELECT count(*) FROM {table} WHERE {RESERVED}n < ?",
+                                        (p.minimum,)))[0]
         rows = execute(con, p.answer_sql, analyst=True).fetchall()
     finally:
         execute(con, f"DROP TABLE IF EXISTS {table}")

@@ -85,6 +85,7 @@ def parse(sql: str, con: duckdb.DuckDBPyConnection | None = None) -> list[Node]:
             raw = con.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchone()
     except duckdb.Error:
         raise PolicyRefusal("parse", "the SQL could not be parsed") from None
+    tree: dict[str, Any] | None
     try:
         tree = json.loads(raw[0]) if raw else {"error": True}
     except RecursionError:
@@ -94,11 +95,11 @@ def parse(sql: str, con: duckdb.DuckDBPyConnection | None = None) -> list[Node]:
     if tree.get("error"):
         if tree.get("error_type") == "parser":
             pos = tree.get("position")
-            where = f" near character {int(pos) + 1}" if str(pos or "").isdigit() else ""
+            where = f" near character {int(str(pos)) + 1}" if str(pos or "").isdigit() else ""
             raise PolicyRefusal("parse", f"the SQL is not valid{where}")
         raise PolicyRefusal("single_select", "only a single SELECT statement is allowed "
                             "(no PRAGMA, SET, COPY, ATTACH, CREATE, INSERT, EXPLAIN, ...)")
-    statements = tree.get("statements") or []
+    statements: list[dict[str, Any]] = tree.get("statements") or []
     if len(statements) != 1:
         raise PolicyRefusal("single_select", "exactly one SELECT statement is allowed, found "
                             f"{len(statements)}")

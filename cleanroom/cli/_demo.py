@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import click
 
 from ._output import emit_json
@@ -30,6 +32,9 @@ def demo(rows: int, out_dir: str, seed: int, psi: bool, as_json: bool) -> None:
     verifies the audit log and writes report.html. Each step prints the command you would
     run yourself; finally the matching is scored against the ground truth.
     """
+    if importlib.util.find_spec("faker") is None:
+        raise click.ClickException("the demo's synthetic data needs Faker: "
+                                   "pip install 'cleanroom[demo]'")
     root = click.get_current_context().find_root().command
     assert isinstance(root, click.Group)
     result = run_demo(out_dir, rows=rows, seed=seed, psi=psi, group=root)

@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -14,7 +15,7 @@ import normalize
 import protocols
 
 from ._output import emit_json, table_text
-from ._params import CollaborationIdParam, KindColumnParam, MatchKeyParam, profile_option
+from ._params import CollaborationIdParam, F, KindColumnParam, MatchKeyParam, profile_option
 
 
 @click.group()
@@ -113,7 +114,7 @@ def _end_progress(progress: Callable[[int], None] | None) -> None:
         click.echo("\r\033[K", nl=False, err=True)
 
 
-def _write_report(path: str | None, doc: dict) -> None:
+def _write_report(path: str | None, doc: dict[str, Any]) -> None:
     if path:
         protocols.write_bytes_atomic(path, (json.dumps(doc, indent=2, sort_keys=True) + "\n")
                                      .encode(), mode=0o644)
@@ -141,7 +142,8 @@ _common_input = [
 ]
 
 
-def _with_common(fn):  # type: ignore[no-untyped-def]
+def _with_common(fn: F) -> F:
+    """Add the options every file-reading command shares."""
     for opt in reversed(_common_input):
         fn = opt(fn)
     return fn
@@ -168,7 +170,8 @@ def _with_common(fn):  # type: ignore[no-untyped-def]
               help="Also write the quality report as JSON here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 def tokenize(input_path: str, party: str, secret_file: str,
-             identifiers: tuple[tuple[str, str], ...], match_keys: tuple, attributes: tuple,
+             identifiers: tuple[tuple[str, str], ...], match_keys: tuple[Any, ...],
+             attributes: tuple[str, ...],
              allow_identifying_attr: bool, profile: str, region: str, delimiter: str,
              encoding: str, out: str, report: str | None, as_json: bool) -> None:
     """Turn INPUT's identifiers into keyed tokens: a token file that may leave the building.
@@ -218,7 +221,7 @@ def tokenize(input_path: str, party: str, secret_file: str,
 @click.option("--report", "report", type=click.Path(dir_okay=False),
               help="Also write the quality report as JSON here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
-def normalize_cmd(input_path: str, identifiers: tuple[tuple[str, str], ...], keep: tuple,
+def normalize_cmd(input_path: str, identifiers: tuple[tuple[str, str], ...], keep: tuple[Any, ...],
                   profile: str, region: str, delimiter: str, encoding: str, out: str,
                   report: str | None, as_json: bool) -> None:
     """Normalize INPUT's identifier columns and report their quality.

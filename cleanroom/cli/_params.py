@@ -16,7 +16,7 @@ from cleanroom.engine import Dimension, Metric
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class CollaborationIdParam(click.ParamType):
+class CollaborationIdParam(click.ParamType):  # type: ignore[type-arg]  # generic in some click versions
     """A collaboration id: a UUID, returned in canonical (lowercase) form."""
 
     name = "UUID"
@@ -28,7 +28,7 @@ class CollaborationIdParam(click.ParamType):
             self.fail(f"{value!r} is not a UUID", param, ctx)
 
 
-class KindColumnParam(click.ParamType):
+class KindColumnParam(click.ParamType):  # type: ignore[type-arg]  # generic in some click versions
     """KIND=COLUMN (or COLUMN=KIND with `kind_first=False`) -> (kind, column) or (column, kind).
 
     With `kinds`, an unknown kind is a usage error; without, the library decides (and says so).
@@ -55,7 +55,7 @@ class KindColumnParam(click.ParamType):
         return (kind, column) if self.kind_first else (column, kind)
 
 
-class MatchKeyParam(click.ParamType):
+class MatchKeyParam(click.ParamType):  # type: ignore[type-arg]  # generic in some click versions
     """NAME=KIND+KIND..., a part optionally KIND:COLUMN, e.g. name_dob=first_name+last_name+dob."""
 
     name = "NAME=KIND+KIND"
@@ -79,7 +79,7 @@ class MatchKeyParam(click.ParamType):
         return name, tuple(parts)
 
 
-class DimensionParam(click.ParamType):
+class DimensionParam(click.ParamType):  # type: ignore[type-arg]  # generic in some click versions
     """TABLE.COLUMN, checked for syntax here and against the policies by the engine."""
 
     name = "TABLE.COLUMN"
@@ -91,7 +91,7 @@ class DimensionParam(click.ParamType):
             self.fail(f"{value!r} is not TABLE.COLUMN", param, ctx)
 
 
-class MetricParam(click.ParamType):
+class MetricParam(click.ParamType):  # type: ignore[type-arg]  # generic in some click versions
     """FUNC(TABLE.COLUMN), e.g. SUM(airline.miles)."""
 
     name = "FUNC(TABLE.COLUMN)"

@@ -57,7 +57,7 @@ def query(collab: Path, as_member: str, sql: str | None, sql_file: str | None, a
         raise click.UsageError("give exactly one of --sql and --sql-file")
     if as_json and as_csv:
         raise click.UsageError("give at most one of --json and --csv")
-    text = sql if sql is not None else sql_from_file(sql_file)  # type: ignore[arg-type]
+    text = sql if sql is not None else sql_from_file(str(sql_file))
     result = run_query(collab, as_member, text, memory_limit=memory_limit)
     if as_json:
         emit_json(result.to_dict(), sort_keys=False)

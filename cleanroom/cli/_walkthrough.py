@@ -275,7 +275,7 @@ class _Walk:
         return out
 
     def _indent(self, text: str) -> None:
-        lines = [ln for ln in text.rstrip("\n").splitlines()]
+        lines = text.rstrip("\n").splitlines()
         for line in lines[:_OUTPUT_LINES]:
             self.echo(f"     {line}")
         if len(lines) > _OUTPUT_LINES:

@@ -38,6 +38,8 @@ ScalarFunction = Literal[
     "TO_DATE", "TO_NUMBER", "TO_TIMESTAMP", "TRIM", "TRUNC", "UPPER",
 ]
 JoinOperator = Literal["AND", "OR"]
+JoinRequired = Literal["query_runner"]
+ConstraintType = Literal["COUNT_DISTINCT"]
 ENTITY_COLUMN = "entity_id"
 AGGREGATE_FUNCTIONS: tuple[str, ...] = get_args(AggregateFunction)
 SCALAR_FUNCTIONS: tuple[str, ...] = get_args(ScalarFunction)
@@ -74,7 +76,7 @@ class OutputConstraint:
     """Every output row must stand for at least `minimum` distinct values of `column`."""
 
     column: str
-    type: Literal["COUNT_DISTINCT"]
+    type: ConstraintType
     minimum: int
     file: str | None = field(default=None, compare=False, repr=False)
 
@@ -102,7 +104,7 @@ class Policy:
     dimension_columns: tuple[str, ...] = ()
     aggregate_columns: tuple[AggregateColumns, ...] = ()
     output_constraints: tuple[OutputConstraint, ...] = ()
-    join_required: Literal["query_runner"] | None = None
+    join_required: JoinRequired | None = None
     scalar_functions: tuple[ScalarFunction, ...] = ()
     list_columns: tuple[str, ...] = ()
     disallowed_output_columns: tuple[str, ...] = ()
@@ -189,13 +191,14 @@ class Policy:
         receivers = data.get("allowed_result_receivers")
         jr = data.get("join_required")
         return cls(
-            analysis_rule=rule,  # type: ignore[arg-type]
+            analysis_rule=cast(AnalysisRule, rule),
             join_columns=_names(data.get("join_columns", []), file, "join_columns"),
             dimension_columns=_names(data.get("dimension_columns", []), file,
                                      "dimension_columns"),
             aggregate_columns=aggs,
             output_constraints=cons,
-            join_required=None if jr is None else _str(jr, file, "join_required").lower(),  # type: ignore[arg-type]
+            join_required=None if jr is None else cast(
+                JoinRequired, _str(jr, file, "join_required").lower()),
             scalar_functions=cast(tuple[ScalarFunction, ...], tuple(s.upper() for s in _names(
                 data.get("scalar_functions", []), file, "scalar_functions"))),
             list_columns=_names(data.get("list_columns", []), file, "list_columns"),
@@ -368,7 +371,8 @@ def _aggregate(value: Any, file: str | None) -> AggregateColumns:
     d = _table(value, file, key, {"columns", "functions"})
     return AggregateColumns(
         columns=_names(d["columns"], file, key),
-        functions=tuple(f.upper() for f in _names(d["functions"], file, key)),  # type: ignore[misc]
+        functions=cast(tuple[AggregateFunction, ...],
+                       tuple(f.upper() for f in _names(d["functions"], file, key))),
         file=file,
     )
 
@@ -377,5 +381,5 @@ def _constraint(value: Any, file: str | None) -> OutputConstraint:
     key = "output_constraints"
     d = _table(value, file, key, {"column", "type", "minimum"})
     return OutputConstraint(column=_str(d["column"], file, key),
-                            type=_str(d["type"], file, key).upper(),  # type: ignore[arg-type]
+                            type=cast(ConstraintType, _str(d["type"], file, key).upper()),
                             minimum=d["minimum"], file=file)

@@ -274,7 +274,7 @@ def _one_table_sql(room: Room, dims: Sequence[Dimension], mets: Sequence[Metric]
 
 
 def _segments(room: Room, dims: Sequence[Dimension], mets: Sequence[Metric], *,
-              fast: bool = True) -> list[dict]:
+              fast: bool = True) -> list[dict[str, Any]]:
     """All segment rows (before the threshold), as dicts keyed like the JSON output.
 
     Segment membership is the set of distinct (entity, dimension values) of the overlapping

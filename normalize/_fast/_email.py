@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Iterable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -89,7 +91,8 @@ def email_uid2(arr: pa.StringArray) -> FastResult:
     return decided, *_aliased(local, domain, two, GMAIL_UID2, local_first=False)
 
 
-def _aliased(local, domain, one_at, gmail_domains, *, local_first: bool):
+def _aliased(local: Any, domain: Any, one_at: Any, gmail_domains: Collection[str], *,
+             local_first: bool) -> tuple[Any, Any]:
     """local@domain with the gmail rule (dots and +tag dropped), and the reason the reference
     gives: not one @ -> syntax; (google: empty local -> syntax;) empty domain -> domain;
     empty local after the gmail rule -> syntax."""
@@ -119,23 +122,23 @@ def _aliased(local, domain, one_at, gmail_domains, *, local_first: bool):
     return values, reasons
 
 
-def _valid_or(values, ok, reason: str) -> tuple[pa.StringArray, pa.StringArray]:
+def _valid_or(values: Any, ok: Any, reason: str) -> tuple[pa.StringArray, pa.StringArray]:
     null = pa.scalar(None, pa.string())
     return pc.if_else(ok, values, null), pc.if_else(ok, null, pa.scalar(reason))
 
 
-def _literal_alternation(before: str, words, after: str) -> str:
+def _literal_alternation(before: str, words: Iterable[str], after: str) -> str:
     return before + "(?:" + "|".join(re.escape(w) for w in sorted(words)) + ")" + after
 
 
-def _all(*masks):
+def _all(*masks: Any) -> Any:
     out = masks[0]
     for mask in masks[1:]:
         out = pc.and_(out, mask)
     return pc.fill_null(out, False)
 
 
-def _any(*masks):
+def _any(*masks: Any) -> Any:
     out = masks[0]
     for mask in masks[1:]:
         out = pc.or_(out, mask)

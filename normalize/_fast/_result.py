@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -14,7 +16,7 @@ FastResult = tuple[pa.BooleanArray, pa.StringArray, pa.StringArray]
 ASCII_SPACE = " \t\n\r\x0b\x0c"
 
 
-def with_placeholders(values, placeholder) -> tuple[pa.StringArray, pa.StringArray]:
+def with_placeholders(values: pa.Array, placeholder: Any) -> tuple[pa.StringArray, pa.StringArray]:
     """Null the values flagged as placeholders, and give those rows the reason `placeholder`."""
     null = pa.scalar(None, pa.string())
     return (

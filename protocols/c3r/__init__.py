@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import secrets as _secrets
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from . import _core
 from ._core import (
@@ -23,6 +23,7 @@ from ._core import (
     SEALED_PREFIX,
     DataType,
     Pad,
+    PadType,
     SealedDecimal,
     SealedTimestamp,
     Settings,
@@ -86,8 +87,8 @@ def _as_pad(pad: Pad | Mapping[str, Any] | str | None) -> Pad:
     if isinstance(pad, Pad):
         return pad
     if isinstance(pad, str):
-        return Pad(pad.lower())  # type: ignore[arg-type]
-    return Pad(str(pad.get("type", "none")).lower(), pad.get("length"))  # type: ignore[arg-type]
+        return Pad(cast(PadType, pad.lower()))
+    return Pad(cast(PadType, str(pad.get("type", "none")).lower()), pad.get("length"))
 
 
 def seal(value: object, *, secret: bytes, salt: str, column: str, settings: Settings,

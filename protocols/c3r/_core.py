@@ -100,11 +100,14 @@ class Settings:
                 raise ConfigError("must be true or false", key=name)
 
 
+PadType = Literal["none", "fixed", "max"]
+
+
 @dataclass(frozen=True)
 class Pad:
     """Padding of a sealed column: none, fixed (to `length` bytes) or max (longest + `length`)."""
 
-    type: Literal["none", "fixed", "max"] = "none"
+    type: PadType = "none"
     length: int | None = None
 
     def __post_init__(self) -> None:
@@ -208,10 +211,10 @@ def value_bytes(value: object, dtype: DataType) -> bytes:
         if not isinstance(value, _dt.date) or isinstance(value, _dt.datetime):
             raise InputError("expected a datetime.date for a DATE value")
         return struct.pack(">i", (value - _EPOCH).days)
-    if dtype is DataType.DOUBLE:
-        return struct.pack(">d", float(value))  # type: ignore[arg-type]
-    if dtype is DataType.FLOAT:
-        return struct.pack(">f", float(value))  # type: ignore[arg-type]
+    if dtype in (DataType.DOUBLE, DataType.FLOAT):
+        if not isinstance(value, int | float | str | _decimal.Decimal):
+            raise InputError(f"expected a number for a {dtype.name} value")
+        return struct.pack(">d" if dtype is DataType.DOUBLE else ">f", float(value))
     raise InputError(f"{dtype.name} values are not supported")
 
 
@@ -257,7 +260,7 @@ class SealedTimestamp(NamedTuple):
     unit: str
 
 
-def _plain(value: _decimal.Decimal) -> str:
+def plain_decimal(value: _decimal.Decimal) -> str:
     """Java BigDecimal.toPlainString() of a finite decimal (no exponent, no negative zero)."""
     return format(value.copy_abs() if value == 0 else value, "f")
 
@@ -266,7 +269,7 @@ def encode_decimal(value: _decimal.Decimal | None, precision: int, scale: int) -
     """C3R's DECIMAL encoding: info byte, precision and scale (4 bytes each), plain string."""
     head = bytes([info_byte(DataType.DECIMAL, value is None)]) + struct.pack(">ii", precision,
                                                                               scale)
-    return head if value is None else head + _plain(value).encode("ascii")
+    return head if value is None else head + plain_decimal(value).encode("ascii")
 
 
 def encode_timestamp(value: int | None, is_utc: bool, unit: str) -> bytes:

@@ -14,7 +14,7 @@ import collections
 import datetime as _dt
 import os
 import secrets as _secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -342,8 +342,8 @@ _ARROW = {
 }
 
 
-_META_TYPES = {core.DataType.DECIMAL: core.encode_decimal,
-               core.DataType.TIMESTAMP: core.encode_timestamp}
+_META_TYPES: dict[core.DataType, Callable[..., bytes]] = {
+    core.DataType.DECIMAL: core.encode_decimal, core.DataType.TIMESTAMP: core.encode_timestamp}
 _EPOCH = _dt.datetime(1970, 1, 1)
 
 
@@ -356,7 +356,7 @@ def csv_text(value: object) -> str | None:
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, core.SealedDecimal):
-        return None if value.value is None else core._plain(value.value)
+        return None if value.value is None else core.plain_decimal(value.value)
     if isinstance(value, core.SealedTimestamp):
         if value.value is None:
             return None

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from .._errors import ConfigError
-from ._core import Pad, Settings, normalize_header
+from ._core import Pad, PadType, Settings, normalize_header
 
 HEADER_MAX_LENGTH = 128
 MAX_OUTPUT_COLUMNS = 1600
@@ -67,8 +68,8 @@ class Schema:
         if len(self.columns) > MAX_OUTPUT_COLUMNS:
             raise ConfigError(f"at most {MAX_OUTPUT_COLUMNS} output columns are allowed",
                               key="columns")
-        seen: set[str] = set()
-        dupes = sorted({c.target for c in self.columns if c.target in seen or seen.add(c.target)})
+        targets = Counter(c.target for c in self.columns)
+        dupes = sorted(t for t, n in targets.items() if n > 1)
         if dupes:
             raise ConfigError(f"target header used more than once: {', '.join(dupes)}",
                               key="targetHeader")
@@ -135,7 +136,7 @@ def _column(doc: Any, position: int | None, file: str | None, key: str) -> Colum
     if not isinstance(raw_type, str) or raw_type.strip().lower() not in _SUFFIX:
         raise ConfigError("type must be cleartext, fingerprint or sealed", file=file,
                           key=f"{key}.type")
-    ctype: ColumnType = raw_type.strip().lower()  # type: ignore[assignment]
+    ctype = cast(ColumnType, raw_type.strip().lower())
     if position is None:
         if doc.get("sourceHeader") is None:
             raise ConfigError("sourceHeader is required", file=file, key=f"{key}.sourceHeader")
@@ -167,6 +168,6 @@ def _pad(doc: Any, file: str | None, key: str) -> Pad | None:
                           file=file, key=key)
     length = doc.get("length")
     try:
-        return Pad(doc["type"].lower(), length)  # type: ignore[arg-type]
+        return Pad(cast(PadType, doc["type"].lower()), length)
     except ConfigError as exc:
         raise ConfigError(exc.detail, file=file, key=key) from None

@@ -10,32 +10,25 @@ analyst views); answers are checked equal; medians of several runs and their rat
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-import tomllib
 
 import duckdb
 
 from cleanroom import Policy, TableRules, check_sql
 from cleanroom.analyst import execute_checked
 
-AIRLINE = """
-analysis_rule = "aggregation"
-join_columns = ["email"]
-dimension_columns = ["tier", "home_airport"]
-aggregate_columns = [{ columns = ["miles"], functions = ["SUM", "AVG"] }]
-output_constraints = [{ column = "entity_id", type = "COUNT_DISTINCT", minimum = 50 }]
-join_required = "query_runner"
-scalar_functions = ["UPPER"]
-"""
-BRAND = """
-analysis_rule = "aggregation"
-join_columns = ["email"]
-dimension_columns = ["segment"]
-aggregate_columns = [{ columns = ["spend"], functions = ["SUM", "AVG"] }]
-output_constraints = [{ column = "entity_id", type = "COUNT_DISTINCT", minimum = 100 }]
-scalar_functions = ["UPPER"]
-"""
+from ._common import median_seconds
+
+
+def _policy(dimensions: list[str], column: str, minimum: int, **extra: str) -> Policy:
+    return Policy.from_dict({
+        "analysis_rule": "aggregation", "join_columns": ["email"],
+        "dimension_columns": dimensions,
+        "aggregate_columns": [{"columns": [column], "functions": ["SUM", "AVG"]}],
+        "output_constraints": [{"column": "entity_id", "type": "COUNT_DISTINCT",
+                                "minimum": minimum}],
+        "scalar_functions": ["UPPER"], **extra})
+
+
 QUERIES = [
     ("SELECT a.tier, b.segment, COUNT(DISTINCT a.entity_id) AS people, SUM(b.spend) AS spend "
      "FROM airline a JOIN brand b ON a.entity_id = b.entity_id "
@@ -64,15 +57,6 @@ def build(con: duckdb.DuckDBPyConnection, rows: int) -> None:
         FROM range({rows}) t(i)""")
 
 
-def median_seconds(fn, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small size (200,000 rows per table)")
@@ -80,8 +64,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
     rows = args.rows or (200_000 if args.quick else 5_000_000)
-    tables = {n: TableRules(n, n, Policy.from_dict(tomllib.loads(t)))
-              for n, t in (("airline", AIRLINE), ("brand", BRAND))}
+    tables = {"airline": TableRules("airline", "airline", _policy(
+                  ["tier", "home_airport"], "miles", 50, join_required="query_runner")),
+              "brand": TableRules("brand", "brand", _policy(["segment"], "spend", 100))}
     con = duckdb.connect()
     build(con, rows)
     print(f"rows per table: {rows:,}; runs: {args.runs}; threads: "

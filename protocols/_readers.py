@@ -175,6 +175,9 @@ def _csv_batches(source: InputFile, columns: list[str], strings: set[str],
         reader = pacsv.open_csv(source.path, read_options=read_opts, parse_options=parse_opts,
                                 convert_options=convert_opts)
         for batch in reader:
+            if any(pa.types.is_binary(f.type) for f in batch.schema):
+                # pyarrow reads a column with bytes that are not UTF-8 as binary
+                raise UnicodeDecodeError(source.encoding, b"", 0, 1, "not valid text")
             for start in range(0, batch.num_rows, batch_rows):
                 yield batch.slice(start, batch_rows)
     except UnicodeDecodeError:

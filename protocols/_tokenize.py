@@ -29,8 +29,8 @@ import pyarrow.parquet as pq
 
 import normalize
 
-from ._errors import CleanroomBug, ConfigError, PolicyRefusal
-from ._io import atomic_path
+from ._errors import CleanroomBug, ConfigError, InputError, PolicyRefusal
+from ._io import atomic_path, ensure_parent
 from ._keys import CollaborationSecret, derive_match_key, derive_token_key, key_fingerprint
 from ._manifest import MANIFEST_METADATA_KEY, PROTOCOL_HMAC, Manifest
 from ._options import check_kind, check_profile, check_region
@@ -312,7 +312,7 @@ def tokenize_file(input_path: str | os.PathLike[str], output: str | os.PathLike[
     attr_types: dict[str, str] = {}
     rows = 0
     out = Path(output)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    ensure_parent(out)
     with atomic_path(out, 0o644) as tmp, \
             tempfile.TemporaryDirectory(prefix=".cleanroom-", dir=out.parent) as side_dir:
         side_path = Path(side_dir) / "tokens.parquet"
@@ -371,6 +371,12 @@ def tokenize_file(input_path: str | os.PathLike[str], output: str | os.PathLike[
 def _checked(batches: Iterable[pa.RecordBatch], attributes: Sequence[str], region: str,
              file: str, allow: bool) -> Iterator[pa.RecordBatch]:
     for batch in batches:
+        for attr in attributes:
+            typ = batch.schema.field(attr).type
+            if pa.types.is_nested(typ) or pa.types.is_binary(typ) \
+                    or pa.types.is_large_binary(typ):
+                raise InputError(f"attribute columns hold plain values (text, numbers, dates, "
+                                 f"true/false), not {typ}", file=file, column=attr)
         if attributes and not allow:
             check_identifying(batch, attributes, region, file)
         yield batch

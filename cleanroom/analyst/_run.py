@@ -14,7 +14,14 @@ from typing import Any
 
 import duckdb
 
-from cleanroom.engine import CleanRoom, Sql, execute, fetch_one, open_collaboration
+from cleanroom.engine import (
+    CleanRoom,
+    Sql,
+    execute,
+    fetch_one,
+    open_collaboration,
+    require_member,
+)
 from protocols import CleanroomBug, CleanroomError, InputError, PolicyRefusal
 
 from ._checker import CheckedQuery, check_sql
@@ -97,9 +104,9 @@ def run_query(
         "sql_sha256": hashlib.sha256(sql.encode("utf-8", "replace")).hexdigest(),
         "sql": redacted_sql(sql),
     }
-    # A name that is not a member is not written to the log as typed (it could be anything).
-    who = member if member in room.collaboration.members else "(not a member)"
     try:
+        # a name that is not a member is refused before anything is logged under it
+        require_member(room.collaboration, member)
         try:
             room.authorize(member, ())
             tables = {n: TableRules(n, t.owner, t.policy)
@@ -109,7 +116,7 @@ def run_query(
             room.authorize(member, query.tables)
         except PolicyRefusal as exc:
             request["rules"] = list(exc.rules)
-            room.audit.record(member=who, request=request, decision="refused", rule=exc.rule)
+            room.audit.record(member=member, request=request, decision="refused", rule=exc.rule)
             raise
         rule = "list" if query.kind == "list" else "aggregation_threshold"
         request["minimum"] = query.minimum
@@ -121,13 +128,13 @@ def run_query(
                 con.close()
         except PolicyRefusal as exc:
             request["rules"] = list(exc.rules)
-            room.audit.record(member=who, request=request, decision="refused", rule=exc.rule)
+            room.audit.record(member=member, request=request, decision="refused", rule=exc.rule)
             raise
         except CleanroomError as exc:
             request["failed"] = type(exc).__name__
-            room.audit.record(member=who, request=request, decision="accepted", rule=rule)
+            room.audit.record(member=member, request=request, decision="accepted", rule=rule)
             raise
-        room.audit.record(member=who, request=request, decision="accepted", rule=rule,
+        room.audit.record(member=member, request=request, decision="accepted", rule=rule,
                           rows_returned=len(result.rows), rows_suppressed=suppressed)
         return result
     finally:

@@ -92,9 +92,7 @@ class Collaboration:
         name = head.get("name", cid)
         if not isinstance(name, str):
             raise ConfigError("must be a string", file=f, key="collaboration.name")
-        audit = head.get("audit_log", "audit.jsonl")
-        if not isinstance(audit, str) or not audit:
-            raise ConfigError("must be a file name", file=f, key="collaboration.audit_log")
+        audit_path = _audit_path(p, head)
 
         members: dict[str, Member] = {}
         msec = _section(data["members"], f, "members", None)
@@ -140,12 +138,18 @@ class Collaboration:
             if t["owner"] not in members:
                 raise ConfigError(f"owner {t['owner']!r} is not a member", file=f,
                                   key=f"{key}.owner")
-            tokens = (p.parent / t["tokens"])
-            policy_path = (p.parent / t["policy"])
+            tokens = inside_folder(p, t["tokens"], f"{key}.tokens")
+            policy_path = inside_folder(p, t["policy"], f"{key}.policy")
             try:
                 manifest = read_manifest(tokens)
             except InputError as exc:
                 raise ConfigError(f"token file: {exc}", file=f, key=f"{key}.tokens") from None
+            if manifest.party != t["owner"]:
+                # a table belongs to whoever made its tokens: an edited collaboration file must
+                # not let one member own (and query alone) another party's table
+                raise ConfigError(f"the token file was made by party {manifest.party!r}, not by "
+                                  f"the table's owner {t['owner']!r}", file=f,
+                                  key=f"{key}.owner")
             policy = Policy.from_path(policy_path)
             policy.check_against(manifest, members)
             tables[tname] = Table(tname, t["owner"], tokens, policy_path, policy, manifest)
@@ -154,7 +158,7 @@ class Collaboration:
             if not any(rule in t.policy.join_columns for t in tables.values()):
                 raise ConfigError(f"rule {rule!r} is not a join column of any table's policy",
                                   file=f, key="matching.rules")
-        return cls(cid, name, p, p.parent / audit, members, tables, matching)
+        return cls(cid, name, p, audit_path, members, tables, matching)
 
     @staticmethod
     def audit_log_path(path: str | os.PathLike[str]) -> Path:
@@ -162,14 +166,34 @@ class Collaboration:
         (so the log can be checked even when token files are gone)."""
         f = os.fspath(path)
         head = _section(read_toml(f).get("collaboration"), f, "collaboration", _COLLAB)
-        audit = head.get("audit_log", "audit.jsonl")
-        if not isinstance(audit, str) or not audit:
-            raise ConfigError("must be a file name", file=f, key="collaboration.audit_log")
-        return Path(path).parent / audit
+        return _audit_path(Path(path), head)
 
     def owned_by(self, member: str) -> tuple[str, ...]:
         """Names of the tables `member` owns."""
         return tuple(n for n, t in self.tables.items() if t.owner == member)
+
+
+def inside_folder(collab: Path, name: str, key: str) -> Path:
+    """`name` relative to the collaboration file's folder, refused if it is absolute or leads
+    outside that folder (`..`, or a link pointing elsewhere): the files a collaboration reads
+    and writes stay in its folder."""
+    folder = collab.parent.resolve()
+    target = Path(name)
+    if target.is_absolute() or not (folder / target).resolve().is_relative_to(folder):
+        raise ConfigError("must be a path inside the collaboration's folder",
+                          file=os.fspath(collab), key=key)
+    return collab.parent / target
+
+
+def _audit_path(collab: Path, head: Mapping[str, Any]) -> Path:
+    audit = head.get("audit_log", "audit.jsonl")
+    key = "collaboration.audit_log"
+    if not isinstance(audit, str) or not audit:
+        raise ConfigError("must be a file name", file=os.fspath(collab), key=key)
+    path = inside_folder(collab, audit, key)
+    if path.is_dir():
+        raise ConfigError("is a folder; name a file", file=os.fspath(collab), key=key)
+    return path
 
 
 def _only(data: Mapping[str, Any], allowed: set[str], file: str, prefix: str | None) -> None:

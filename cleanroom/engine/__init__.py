@@ -7,6 +7,7 @@ identifiers quoted against an allow-list, DuckDB errors mapped to cleanroom erro
 
 from ._analyses import Dimension, Metric, OverlapResult, Room, overlap, policy_report
 from ._audit import AuditLog, VerifyResult
+from ._members import require_member
 from ._resolve import Resolution, ResolveInput, resolve
 from ._room import CACHE_DIR, CleanRoom, open_collaboration, verify_tables
 from ._sql import Sql, connect, execute, fetch_one, quote_ident
@@ -30,6 +31,7 @@ __all__ = [
     "overlap",
     "policy_report",
     "quote_ident",
+    "require_member",
     "resolve",
     "verify_tables",
 ]

@@ -27,6 +27,7 @@ from cleanroom.config import AGGREGATE_FUNCTIONS, Collaboration, EffectivePolicy
 from protocols import PolicyRefusal
 
 from ._audit import AuditLog
+from ._members import require_member
 from ._resolve import Resolution
 from ._sql import Sql, execute, quote_ident
 
@@ -152,6 +153,7 @@ def overlap(
 ) -> OverlapResult:
     """Overlap of all tables as `as_member` sees it, thresholded and audited."""
     request = {"analysis": "overlap", "by": list(by), "metrics": list(metrics)}
+    require_member(room.collaboration, as_member)
     try:
         names = tuple(room.collaboration.tables)
         for n in names:

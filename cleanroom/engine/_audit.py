@@ -58,6 +58,8 @@ class AuditLog:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        if self.path.is_dir():
+            raise AuditError(f"{self.path.name} is a folder, not an audit log file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock = self.path.with_name(f".{self.path.name}.lock")
         fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600)
@@ -84,7 +86,7 @@ class AuditLog:
                 try:
                     last = json.loads(lines[-1])
                     prev, seq = last["sha256"], int(last["seq"]) + 1
-                except (ValueError, KeyError, TypeError):
+                except (ValueError, KeyError, TypeError, RecursionError):
                     raise AuditError(f"{self.path.name}: last entry is unreadable; "
                                      "run `cleanroom audit verify`") from None
             t = entry.get("time") or (now or _dt.datetime.now(_dt.UTC)).isoformat(
@@ -129,6 +131,8 @@ class AuditLog:
         name = self.path.name
         if not self.path.exists():
             return [], GENESIS
+        if self.path.is_dir():
+            raise AuditError(f"{name} is a folder, not an audit log file")
         items: list[dict[str, Any]] = []
         prev = GENESIS
         for n, line in enumerate(self.path.read_bytes().splitlines(), start=1):
@@ -136,7 +140,7 @@ class AuditLog:
                 e = json.loads(line)
                 if not isinstance(e, dict):
                     raise ValueError
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise AuditError(f"{name}: line {n} is not a JSON entry") from None
             if verify:
                 if e.get("seq") != n - 1:

@@ -44,6 +44,7 @@ from protocols import (
 
 from ._analyses import OverlapResult, overlap, policy_report
 from ._audit import AuditLog
+from ._members import not_a_member
 from ._resolve import NODE_SHIFT, Resolution, ResolveInput, resolve, scramble_sql
 from ._sql import Sql, connect, execute, quote_ident
 
@@ -167,7 +168,7 @@ class CleanRoom:
         names = self._tables(tables)
         m = collab.members.get(member)
         if m is None:
-            raise PolicyRefusal("members", f"{member!r} is not a member of the collaboration")
+            raise not_a_member(collab)
         if not m.can_query:
             raise PolicyRefusal("can_query", f"member {member!r} may not run queries")
         if not m.can_receive_results:

@@ -6,7 +6,7 @@ import collections
 import re
 
 import pyarrow as pa
-import pyarrow.csv  # noqa: F401  (pa.csv)
+import pyarrow.csv  # for pa.csv
 import pyarrow.parquet as pq
 import pytest
 

@@ -1,13 +1,15 @@
 """How identifiers leave a party: keys, keyed tokens, the token file, PSI, platform hashes, C3R.
 
-Recipes at the top (key files, `tokenize_file`, `psi_*_file`, `normalize_file`, the manifest,
-`inspect_token_file`) make every algorithm choice for you. Below them: `protocols.hazmat`
-(HMAC tokens, hash-to-curve, ECDH blinding; read its docstring before using it),
-`protocols.c3r` (AWS C3R-compatible columns) and `protocols.platform` (ad-platform uploads).
+Recipes at the top (key files, identity keys, `tokenize_file`, `psi_*_file`, `normalize_file`,
+the manifest, `inspect_token_file`) make every algorithm choice for you. Below them:
+`protocols.hazmat` (HMAC tokens, hash-to-curve, ECDH blinding; read its docstring before using
+it), `protocols.c3r` (AWS C3R-compatible columns) and `protocols.platform` (ad-platform uploads).
 """
 
 from ._errors import (
+    AUTH_REASONS,
     AuditError,
+    AuthReason,
     CleanroomBug,
     CleanroomError,
     ConfigError,
@@ -15,7 +17,18 @@ from ._errors import (
     InputError,
     KeyMaterialError,
     ManifestMismatch,
+    NotAllowed,
+    NotAuthenticated,
     PolicyRefusal,
+    ServerError,
+)
+from ._identity import (
+    IDENTITY_PUBLIC_PREFIX,
+    format_identity_public,
+    identity_fingerprint,
+    load_identity_private,
+    load_identity_public,
+    write_identity,
 )
 from ._inspect import inspect_token_file
 from ._io import atomic_path, write_bytes_atomic
@@ -64,13 +77,16 @@ from .hazmat import (  # primitives, kept here for callers of earlier versions
 from .platform import platform_hash
 
 __all__ = [
+    "AUTH_REASONS",
     "AuditError",
+    "AuthReason",
     "CleanroomBug",
     "CleanroomError",
     "CollaborationSecret",
     "ConfigError",
     "DecryptionError",
     "FORMAT_VERSION",
+    "IDENTITY_PUBLIC_PREFIX",
     "InputError",
     "KeyMaterialError",
     "MANIFEST_METADATA_KEY",
@@ -78,23 +94,30 @@ __all__ = [
     "Manifest",
     "ManifestMismatch",
     "NormalizeReport",
+    "NotAllowed",
+    "NotAuthenticated",
     "PROTOCOL_HMAC",
     "PROTOCOL_PSI",
     "PolicyRefusal",
     "PsiBlindResult",
     "PsiReblindResult",
+    "ServerError",
     "TokenizeReport",
     "agree_secret",
     "atomic_path",
     "derive_match_key",
     "derive_token_key",
     "expand_message_xmd",
+    "format_identity_public",
     "hash_to_curve",
     "hash_to_curve_u",
     "hmac_token",
     "hmac_tokens",
+    "identity_fingerprint",
     "inspect_token_file",
     "key_fingerprint",
+    "load_identity_private",
+    "load_identity_public",
     "load_private_key",
     "load_public_key",
     "load_secret",
@@ -110,6 +133,7 @@ __all__ = [
     "read_manifest",
     "tokenize_file",
     "write_bytes_atomic",
+    "write_identity",
     "write_keypair",
     "write_secret",
     "write_token_file",

@@ -7,7 +7,13 @@
     ├── ManifestMismatch           token files that cannot be matched together: says what differs
     ├── PolicyRefusal              a query or analysis refused: names the rule (exit status 3)
     ├── AuditError                 the audit log fails verification
-    └── DecryptionError            wrong key or tampered ciphertext; deliberately says nothing more
+    ├── DecryptionError            wrong key or tampered ciphertext; deliberately says nothing more
+    ├── NotAuthenticated           a request whose signature proves no known identity (HTTP 401,
+    │                              exit status 4); `reason`: one word of AUTH_REASONS, no more
+    ├── NotAllowed                 a known identity asking for what its role does not allow
+    │                              (HTTP 403, exit status 4): says which rule of roles refused
+    └── ServerError                a clean-room server unreachable, not trusted, or answering
+                                   outside the protocol (exit status 1)
 
     CleanroomBug                   an internal error (not a user's mistake); not a CleanroomError
 
@@ -16,6 +22,8 @@ a column name and a machine-readable reason.
 """
 
 from __future__ import annotations
+
+from typing import Literal, get_args
 
 
 class CleanroomError(Exception):
@@ -83,6 +91,56 @@ class DecryptionError(CleanroomError):
 
     def __init__(self, message: str = "decryption failed: wrong key or tampered data") -> None:
         super().__init__(message)
+
+
+AuthReason = Literal[
+    "missing_signature",   # no Signature / Signature-Input header
+    "malformed_signature", # unparseable, several signatures, missing keyid/created/nonce/tag
+    "missing_component",   # the signature does not cover @method, @path, @query, content-digest
+    "unknown_key",         # keyid names no identity of this collaboration
+    "bad_signature",       # the signature does not verify over this request
+    "expired",             # `created` older than the maximum age, or `expires` passed
+    "not_yet_valid",       # `created` further in the future than the allowed clock skew
+    "replayed",            # this key's nonce was already seen inside the window
+    "digest_mismatch",     # Content-Digest absent, malformed, or not the body's SHA-256
+    "busy",                # the replay store is full of live nonces: refuse rather than forget
+    "no_session",          # a console page without a valid session (or a used/expired link)
+]
+AUTH_REASONS: frozenset[str] = frozenset(get_args(AuthReason))
+
+
+class NotAuthenticated(CleanroomError):
+    """A request that does not prove a known identity; `reason` is a short machine word.
+
+    The message never carries a header value, a key id, a nonce or a body byte.
+    """
+
+    exit_code = 4
+
+    def __init__(self, reason: AuthReason) -> None:
+        if reason not in AUTH_REASONS:
+            raise CleanroomBug(f"unknown authentication failure reason {reason!r}")
+        self.reason: AuthReason = reason
+        super().__init__(f"not authenticated: {reason}")
+
+
+class NotAllowed(CleanroomError):
+    """A known identity asking for something its role does not allow (exit status 4).
+
+    `rule` is a short machine word (e.g. "owner", "auditor", "member"); the message says in
+    plain words what was refused and never echoes a value the caller sent.
+    """
+
+    exit_code = 4
+
+    def __init__(self, rule: str, message: str) -> None:
+        self.rule, self.detail = rule, message
+        super().__init__(f"not allowed ({rule}): {message}")
+
+
+class ServerError(CleanroomError):
+    """A clean-room server that cannot be reached or trusted, or answered outside the
+    protocol; the message names the server and what went wrong, never a key or a token."""
 
 
 class CleanroomBug(Exception):

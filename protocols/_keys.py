@@ -21,7 +21,6 @@ import hmac
 import json
 import os
 import secrets as _secrets
-import stat
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +31,10 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ._errors import KeyMaterialError
-from ._io import write_bytes_atomic
+from ._io import read_key_file, write_bytes_atomic
 
 KEY_FILE_VERSION = 1
+_MAX_KEY_FILE = 1 << 16
 SECRET_BYTES = 32
 _TOKEN_INFO = b"cleanroom/hmac-sha256/v1/token/"
 _MATCH_INFO = b"cleanroom/hmac-sha256/v1/match-key/"
@@ -101,24 +101,7 @@ def write_secret(secret: CollaborationSecret, path: str | os.PathLike[str], *,
 
 def _read_json(path: str | os.PathLike[str], *, private: bool, what: str) -> dict[str, Any]:
     name = os.fspath(path)
-    try:
-        st = os.stat(name)
-    except FileNotFoundError:
-        raise KeyMaterialError(f"{name}: {what} not found") from None
-    except OSError as exc:
-        raise KeyMaterialError(f"{name}: cannot read {what} ({exc.strerror})") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise KeyMaterialError(f"{name}: {what} is not a regular file")
-    if private and st.st_mode & 0o077:
-        raise KeyMaterialError(
-            f"{name}: {what} is readable by group or others (mode {stat.S_IMODE(st.st_mode):04o});"
-            f" run: chmod 600 {name}"
-        )
-    try:
-        with open(name, "rb") as fh:
-            raw = fh.read(1 << 16)
-    except OSError as exc:
-        raise KeyMaterialError(f"{name}: cannot read {what} ({exc.strerror})") from None
+    raw = read_key_file(name, what=what, private=private, limit=_MAX_KEY_FILE)
     try:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError):

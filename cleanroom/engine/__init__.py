@@ -6,7 +6,7 @@ identifiers quoted against an allow-list, DuckDB errors mapped to cleanroom erro
 """
 
 from ._analyses import Dimension, Metric, OverlapResult, Room, overlap, policy_report
-from ._audit import AuditLog, VerifyResult
+from ._audit import AuditLog, VerifyResult, verify_entries
 from ._members import require_member
 from ._resolve import Resolution, ResolveInput, resolve
 from ._room import CACHE_DIR, CleanRoom, open_collaboration, verify_tables
@@ -33,5 +33,6 @@ __all__ = [
     "quote_ident",
     "require_member",
     "resolve",
+    "verify_entries",
     "verify_tables",
 ]

@@ -8,6 +8,12 @@ that decided), `rows_returned`, `rows_suppressed`, `prev_sha256` (the previous e
 found (removing the newest entries is only visible to whoever remembers the head hash, which
 `verify` returns). Appends take a lock and rewrite the file atomically, so no reader ever sees
 a half-written line.
+
+A log kept by a server is also signed: with a `signer`, each entry carries
+`operator_signature`, the operator's signature of the chain head after it (its `sha256` and the
+entry count), outside the hashed body. `verify(check=...)` then requires every signature, so a
+writer without the operator's key cannot rewrite the log unseen, and a member who kept a
+signed head can prove a later rewrite or truncation by the operator itself.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +33,11 @@ from protocols import AuditError, CleanroomBug, atomic_path
 
 GENESIS = "0" * 64
 Decision = Literal["accepted", "refused"]
-_RESERVED = {"seq", "prev_sha256", "sha256"}
+SIGNATURE_FIELD = "operator_signature"
+_RESERVED = {"seq", "prev_sha256", "sha256", SIGNATURE_FIELD}
+_UNHASHED = {"sha256", SIGNATURE_FIELD}
+HeadSigner = Callable[[str, int], str]  # (head sha256, entry count) -> signature
+HeadCheck = Callable[[str, int, str], bool]  # (head sha256, entry count, signature) -> ok
 
 
 def _canonical(entry: Mapping[str, Any]) -> str:
@@ -35,23 +45,26 @@ def _canonical(entry: Mapping[str, Any]) -> str:
 
 
 def _digest(entry: Mapping[str, Any]) -> str:
-    body = {k: v for k, v in entry.items() if k != "sha256"}
+    body = {k: v for k, v in entry.items() if k not in _UNHASHED}
     return hashlib.sha256(_canonical(body).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """A verified log: how many entries, and the head hash to remember."""
+    """A verified log: how many entries, the head hash to remember, and the operator's
+    signature of that head when the log is signed."""
 
     entries: int
     head_sha256: str
+    head_signature: str | None = None
 
 
 class AuditLog:
-    """A hash-chained JSON Lines audit log at `path`."""
+    """A hash-chained JSON Lines audit log at `path`; with `signer`, each append is signed."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, signer: HeadSigner | None = None) -> None:
         self.path = Path(path)
+        self.signer = signer
 
     def __repr__(self) -> str:
         return f"AuditLog({self.path.name!r})"
@@ -93,6 +106,8 @@ class AuditLog:
                 timespec="seconds")
             full: dict[str, Any] = {**entry, "time": t, "seq": seq, "prev_sha256": prev}
             full["sha256"] = _digest(full)
+            if self.signer is not None:
+                full[SIGNATURE_FIELD] = self.signer(full["sha256"], seq + 1)
             with atomic_path(self.path, 0o600) as tmp:
                 with open(tmp, "wb") as fh:
                     fh.write(old if old.endswith(b"\n") or not old else old + b"\n")
@@ -118,23 +133,24 @@ class AuditLog:
             "rows_returned": int(rows_returned), "rows_suppressed": int(rows_suppressed),
         }, now=now)
 
-    def entries(self) -> list[dict[str, Any]]:
+    def entries(self, *, check: HeadCheck | None = None) -> list[dict[str, Any]]:
         """Every entry, verified; raises AuditError if the log was tampered with."""
-        return self._read(verify=True)[0]
+        return self._read(verify=True, check=check)[0]
 
-    def verify(self) -> VerifyResult:
-        """Check the whole chain; raise AuditError naming the first bad entry."""
-        items, head = self._read(verify=True)
-        return VerifyResult(len(items), head)
+    def verify(self, *, check: HeadCheck | None = None) -> VerifyResult:
+        """Check the whole chain (and, with `check`, the operator's signature of every entry);
+        raise AuditError naming the first bad entry."""
+        items, _ = self._read(verify=False)
+        return verify_entries(items, check=check, name=self.path.name)
 
-    def _read(self, *, verify: bool) -> tuple[list[dict[str, Any]], str]:
+    def _read(self, *, verify: bool,
+              check: HeadCheck | None = None) -> tuple[list[dict[str, Any]], str]:
         name = self.path.name
         if not self.path.exists():
             return [], GENESIS
         if self.path.is_dir():
             raise AuditError(f"{name} is a folder, not an audit log file")
         items: list[dict[str, Any]] = []
-        prev = GENESIS
         for n, line in enumerate(self.path.read_bytes().splitlines(), start=1):
             try:
                 e = json.loads(line)
@@ -142,18 +158,40 @@ class AuditLog:
                     raise ValueError
             except (ValueError, RecursionError):
                 raise AuditError(f"{name}: line {n} is not a JSON entry") from None
-            if verify:
-                if e.get("seq") != n - 1:
-                    raise AuditError(f"{name}: line {n}: entry out of sequence (seq "
-                                     f"{e.get('seq')!r}, expected {n - 1}): deleted or reordered")
-                if e.get("prev_sha256") != prev:
-                    raise AuditError(f"{name}: line {n}: chain broken (previous entry hash "
-                                     "does not match): deleted, inserted or reordered entry")
-                if e.get("sha256") != _digest(e):
-                    raise AuditError(f"{name}: line {n}: entry was edited (hash does not match)")
-            prev = e.get("sha256", "")
             items.append(e)
-        return items, prev
+        if verify:
+            return items, verify_entries(items, check=check, name=name).head_sha256
+        return items, str(items[-1].get("sha256", "")) if items else GENESIS
+
+
+def verify_entries(entries: list[dict[str, Any]], *, check: HeadCheck | None = None,
+                   name: str = "audit log") -> VerifyResult:
+    """Check a chain of entries (as read from a log, or as a server sent them): sequence,
+    links, hashes and, with `check`, the operator's signature of every entry. Raises
+    AuditError naming the first bad line (counted from 1)."""
+    prev = GENESIS
+    for n, e in enumerate(entries, start=1):
+        if not isinstance(e, dict):
+            raise AuditError(f"{name}: line {n} is not a JSON entry")
+        if e.get("seq") != n - 1:
+            raise AuditError(f"{name}: line {n}: entry out of sequence (seq "
+                             f"{e.get('seq')!r}, expected {n - 1}): deleted or reordered")
+        if e.get("prev_sha256") != prev:
+            raise AuditError(f"{name}: line {n}: chain broken (previous entry hash "
+                             "does not match): deleted, inserted or reordered entry")
+        if e.get("sha256") != _digest(e):
+            raise AuditError(f"{name}: line {n}: entry was edited (hash does not match)")
+        if check is not None:
+            sig = e.get(SIGNATURE_FIELD)
+            if not isinstance(sig, str):
+                raise AuditError(f"{name}: line {n}: not signed by the operator "
+                                 "(written outside the server, or the signature removed)")
+            if not check(e["sha256"], n, sig):
+                raise AuditError(f"{name}: line {n}: the operator's signature does not "
+                                 "verify (entry rewritten, or signed by another key)")
+        prev = e["sha256"]
+    signature = entries[-1].get(SIGNATURE_FIELD) if entries else None
+    return VerifyResult(len(entries), prev, signature if isinstance(signature, str) else None)
 
 
 def _check_plain(value: Any) -> None:

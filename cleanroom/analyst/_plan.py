@@ -125,6 +125,45 @@ def _output_names(
     return tuple(names)
 
 
+# People semantics: in a join, a record of one table meets every record of the same person
+# in another, so a plain SUM would count it once per such record. Each aggregate of a table's
+# column instead counts each of that table's records at most once per output row, exactly as
+# the built-in analyses do: over its distinct (record id, value) pairs. DISTINCT aggregates,
+# MIN and MAX do not depend on multiplicity and run as written.
+_PER_RECORD = {
+    "sum": "list_sum(list_transform(list(DISTINCT {'r': _cr_r, 'v': _cr_v}), lambda s: s.v))",
+    "avg": "list_avg(list_transform(list(DISTINCT {'r': _cr_r, 'v': _cr_v}), lambda s: s.v))",
+    "count": "count(DISTINCT CASE WHEN _cr_v IS NOT NULL THEN _cr_r END)",
+    "count_star": "count(DISTINCT _cr_r)",
+}
+_SYNONYMS = {"mean": "avg"}
+RECORD_ID = f"{RESERVED}rid"
+
+
+def per_record(agg: Node, first_alias: str) -> Node:
+    """`agg` rewritten so each record of its table contributes once (see _PER_RECORD)."""
+    fname = str(agg.get("function_name", "")).lower()
+    fname = _SYNONYMS.get(fname, fname)
+    if agg.get("distinct") or fname not in _PER_RECORD:
+        return agg
+    args = agg.get("arguments") or []
+    value = args[0]["expression"] if args else None
+    alias = first_alias if value is None else str(value["column_names"][0])
+    template = node_of(f"SELECT {_PER_RECORD[fname]}")["select_list"][0]
+    return _fill(template, col(alias, RECORD_ID), value)
+
+
+def _fill(node: Any, record: Node, value: Node | None) -> Any:
+    if isinstance(node, dict):
+        if node.get("class") == "COLUMN_REF" and node.get("column_names") in (["_cr_r"],
+                                                                              ["_cr_v"]):
+            return copy.deepcopy(record if node["column_names"] == ["_cr_r"] else value)
+        return {k: _fill(v, record, value) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_fill(v, record, value) for v in node]
+    return node
+
+
 def _group_key(g: Node) -> Node:
     """A GROUP BY key as run: TRY(...) around expressions and constants (a bare whole number
     in GROUP BY would be read as a position); plain columns stay bare."""
@@ -156,7 +195,8 @@ def plan(query: CheckedQuery, con: duckdb.DuckDBPyConnection, groups_table: str)
     inner = node_of("SELECT a FROM t GROUP BY a")
     inner["select_list"] = (
         [aliased(_group_key(g), f"{RESERVED}g{i}") for i, g in enumerate(query.groups)]
-        + [aliased(a, aggs[k]) for k, a in found.items() if aggs[k] != f"{RESERVED}n"]
+        + [aliased(per_record(a, query.aliases[0]), aggs[k]) for k, a in found.items()
+           if aggs[k] != f"{RESERVED}n"]
         + [aliased(counter, f"{RESERVED}n")])
     inner["from_table"] = copy.deepcopy(query.from_table)
     inner["where_clause"] = None if query.where is None else condition(query.where)

@@ -49,6 +49,7 @@ from ._resolve import NODE_SHIFT, Resolution, ResolveInput, resolve, scramble_sq
 from ._sql import Sql, connect, execute, quote_ident
 
 CACHE_DIR = ".cleanroom-cache"
+ANALYST_RECORD_ID = "_cr_rid"  # the record id column of analyst tables (never nameable)
 
 
 def _short(fp: str) -> str:
@@ -211,11 +212,15 @@ class CleanRoom:
                             filters=[("t", "=", self.table_index(table))])
         return got.rename_columns(["row_number", "entity_id"]).sort_by("row_number")
 
-    def entity_rows_sql(self, name: str, columns: Sequence[str], *, overlap_only: bool) -> Sql:
-        """SQL for a table's rows as (entity_id, columns...), optionally overlap only."""
+    def entity_rows_sql(self, name: str, columns: Sequence[str], *, overlap_only: bool,
+                        record_id: str | None = None) -> Sql:
+        """SQL for a table's rows as (entity_id, columns...), optionally overlap only, and
+        optionally with each record's row number under the name `record_id`."""
         t: Table = self.collaboration.tables[name]
         allowed = t.policy.analyst_columns()
         cols = "".join(f", p.{quote_ident(c, allowed)}" for c in columns)
+        if record_id is not None:
+            cols += f", p.file_row_number AS {quote_ident(record_id)}"
         res = self.resolution()
         i = self.table_index(name)
         src = "FROM read_parquet(?, file_row_number = true) p "
@@ -234,13 +239,16 @@ class CleanRoom:
 
     def analyst_connection(self, tables: Iterable[str] | None = None) -> duckdb.DuckDBPyConnection:
         """A fresh DuckDB connection holding one table per collaboration table (entity_id plus
-        the columns its policy lets analysts use), with file access disabled."""
+        the columns its policy lets analysts use), with file access disabled. Each table also
+        holds its records' row numbers (`_cr_rid`), which no analyst can name: the planner
+        uses them so that a record counts once per output row."""
         names = self._tables(tables)
         con = connect(memory_limit=self.memory_limit, threads=self.threads)
         try:
             for n in names:
                 p = self.collaboration.tables[n].policy
-                sql = self.entity_rows_sql(n, p.analyst_columns(), overlap_only=False)
+                sql = self.entity_rows_sql(n, p.analyst_columns(), overlap_only=False,
+                                           record_id=ANALYST_RECORD_ID)
                 execute(con, Sql(f"CREATE TABLE {quote_ident(n, names)} AS {sql.text}",
                                  sql.params))
             execute(con, "SET enable_external_access = false")

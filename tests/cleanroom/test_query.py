@@ -97,7 +97,9 @@ def list_room(tmp_path_factory):
 
 
 def truth_joined(min_people: int, key) -> dict:
-    """Ground truth over matched people: key -> (people, sum of spend over brand rows)."""
+    """Ground truth over matched people: key -> (people, sum of spend over brand records,
+    airline records). People semantics: each record counts once per output row, however many
+    records of the same person the other table holds (COUNT(*) counts the first table's)."""
     airline, brand = people()
     a_by = {r["person"]: r for r in airline}
     groups: dict = defaultdict(lambda: [set(), 0.0, 0])
@@ -108,7 +110,7 @@ def truth_joined(min_people: int, key) -> dict:
         n_rows = sum(1 for r in airline if r["person"] == b["person"])
         g = groups[key(a, b)]
         g[0].add(b["person"])
-        g[1] += b["spend"] * n_rows  # the join repeats a brand row per airline row
+        g[1] += b["spend"]  # once, although the join pairs it with each airline record
         g[2] += n_rows
     return {k: (len(v[0]), v[1], v[2]) for k, v in groups.items() if len(v[0]) >= min_people}
 

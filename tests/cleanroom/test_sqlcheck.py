@@ -42,7 +42,8 @@ def refused(sql: str, tables=TABLES, runner: str = "airline") -> PolicyRefusal:
 
 @pytest.fixture(scope="module")
 def con():
-    """Plain DuckDB tables shaped like the analyst views, with repeated entities."""
+    """Plain DuckDB tables shaped like the analyst views (with the record id the planner
+    uses), with repeated entities."""
     rnd = random.Random(7)
     c = duckdb.connect()
     names_a = ["entity_id", "tier", "home_airport", "birth_year", "miles"]
@@ -54,10 +55,10 @@ def con():
           round(rnd.uniform(1, 300), 2)) for _ in range(700)]
     for name, cols, recs in (("airline", names_a, a), ("brand", names_b, b)):
         c.register("src", pa.table({n: [r[i] for r in recs] for i, n in enumerate(cols)}))
-        c.execute(f"CREATE TABLE {name} AS SELECT * FROM src")
+        c.execute(f"CREATE TABLE {name} AS SELECT *, row_number() OVER () AS _cr_rid FROM src")
         c.unregister("src")
-    c.execute("INSERT INTO airline VALUES (9001, 'gold', 'ZRH', 1980, 10), "
-              "(9002, 'gold', 'ZRH', 1980, 10)")  # a group of two people
+    c.execute("INSERT INTO airline VALUES (9001, 'gold', 'ZRH', 1980, 10, 10001), "
+              "(9002, 'gold', 'ZRH', 1980, 10, 10002)")  # a group of two people
     yield c
     c.close()
 
@@ -123,13 +124,22 @@ DIFFERENTIAL = [
     ("SELECT home_airport, COUNT(DISTINCT entity_id) FROM airline GROUP BY ALL",
      "SELECT home_airport, COUNT(DISTINCT entity_id) FROM airline GROUP BY ALL "
      "HAVING COUNT(DISTINCT entity_id) >= 5", False),
+    # joins: people semantics, each table's records counted once per group (the reference
+    # deduplicates records per group explicitly, then aggregates)
     ("SELECT a.tier, b.segment, COUNT(DISTINCT a.entity_id) AS n, AVG(b.spend) "
      "FROM airline a JOIN brand b ON a.entity_id = b.entity_id WHERE a.home_airport <> 'OAK' "
      "GROUP BY 1, 2 HAVING SUM(a.miles) > 1000 ORDER BY n DESC, 1, 2 LIMIT 4",
-     "SELECT a.tier, b.segment, COUNT(DISTINCT a.entity_id) AS n, AVG(b.spend) "
-     "FROM airline a JOIN brand b ON a.entity_id = b.entity_id WHERE a.home_airport <> 'OAK' "
-     "GROUP BY 1, 2 HAVING SUM(a.miles) > 1000 AND COUNT(DISTINCT a.entity_id) >= 8 "
-     "ORDER BY n DESC, 1, 2 LIMIT 4", True),
+     "WITH j AS (SELECT a._cr_rid AS ar, b._cr_rid AS br, a.tier, b.segment, a.entity_id, "
+     "a.miles, b.spend FROM airline a JOIN brand b ON a.entity_id = b.entity_id "
+     "WHERE a.home_airport <> 'OAK'), "
+     "g AS (SELECT tier, segment, COUNT(DISTINCT entity_id) AS n FROM j GROUP BY ALL), "
+     "sb AS (SELECT tier, segment, AVG(spend) AS av FROM "
+     "(SELECT DISTINCT tier, segment, br, spend FROM j) GROUP BY ALL), "
+     "sa AS (SELECT tier, segment, SUM(miles) AS sm FROM "
+     "(SELECT DISTINCT tier, segment, ar, miles FROM j) GROUP BY ALL) "
+     "SELECT g.tier AS tier, g.segment AS segment, g.n AS n, sb.av AS \"avg(b.spend)\" "
+     "FROM g JOIN sb USING (tier, segment) JOIN sa USING (tier, segment) "
+     "WHERE sa.sm > 1000 AND g.n >= 8 ORDER BY n DESC, 1, 2 LIMIT 4", True),
     ("SELECT COUNT(DISTINCT entity_id), ROUND(AVG(miles), 2) FROM airline "
      "WHERE birth_year > 1970 AND tier IN ('gold', 'blue')",
      "SELECT COUNT(DISTINCT entity_id), ROUND(AVG(miles), 2) FROM airline "
@@ -145,9 +155,12 @@ DIFFERENTIAL = [
      "HAVING COUNT(*) < 3 AND COUNT(DISTINCT entity_id) >= 5", False),
     ("SELECT b.segment, SUM(b.spend) FROM airline a JOIN brand b USING (entity_id) "
      "WHERE a.birth_year BETWEEN 1960 AND 1990 GROUP BY b.segment ORDER BY 2 DESC LIMIT 1",
-     "SELECT b.segment, SUM(b.spend) FROM airline a JOIN brand b USING (entity_id) "
-     "WHERE a.birth_year BETWEEN 1960 AND 1990 GROUP BY b.segment "
-     "HAVING COUNT(DISTINCT a.entity_id) >= 8 ORDER BY 2 DESC LIMIT 1", True),
+     "WITH j AS (SELECT b._cr_rid AS br, b.segment, a.entity_id, b.spend FROM airline a "
+     "JOIN brand b USING (entity_id) WHERE a.birth_year BETWEEN 1960 AND 1990) "
+     "SELECT segment, SUM(spend) AS \"sum(b.spend)\" "
+     "FROM (SELECT DISTINCT segment, br, spend FROM j) GROUP BY segment "
+     "HAVING segment IN (SELECT segment FROM j GROUP BY segment "
+     "HAVING COUNT(DISTINCT entity_id) >= 8) ORDER BY 2 DESC LIMIT 1", True),
 ]
 
 

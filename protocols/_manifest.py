@@ -19,6 +19,10 @@ from ._errors import InputError
 from ._io import atomic_path
 
 FORMAT_VERSION = 1
+#: version 2 = version 1 plus derived-form token columns (`tokenize --fuzzy`), listed in the
+#: manifest's `fuzzy` entry; a file without them is still written as version 1
+FUZZY_FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (FORMAT_VERSION, FUZZY_FORMAT_VERSION)
 MANIFEST_METADATA_KEY = b"cleanroom"  # the Parquet key-value metadata key of the manifest
 PROTOCOL_HMAC = "hmac-sha256/v1"
 PROTOCOL_PSI = "ecdh-x25519-ell2/v1"
@@ -29,9 +33,12 @@ PROTOCOLS = (PROTOCOL_HMAC, PROTOCOL_PSI)
 class Manifest:
     """What a token file says about itself. Never holds a secret or a raw identifier.
 
-    identifiers: token column -> {"kinds": [kind, ...]} (one kind, or the parts of a match key)
+    identifiers: token column -> {"kinds": [kind, ...]} (one kind, or the parts of a match key);
+                 a derived-form column also has "form" and "of" (the column it derives from)
     attributes:  attribute column -> Arrow type as text
     quality:     token column -> {"valid": n, "missing": n, "invalid": {reason: n}}
+    fuzzy:       (format version 2 only) {"version": n, "forms": {column: [form, ...]}}: the
+                 derived forms of each column, strongest first, and the version of their rules
     """
 
     party: str
@@ -49,25 +56,38 @@ class Manifest:
     canary: str | None = None
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    fuzzy: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        forms = any("form" in spec for spec in self.identifiers.values())
+        if forms != bool(self.fuzzy) or forms != (self.format_version == FUZZY_FORMAT_VERSION):
+            raise InputError(f"token file format version {self.format_version} does not match "
+                             "its derived-form columns")
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        doc = asdict(self)
+        if not self.fuzzy:
+            del doc["fuzzy"]  # version 1 files stay exactly as version 1 wrote them
+        return json.dumps(doc, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | bytes, *, file: str | None = None) -> Manifest:
         try:
             data = json.loads(text)
-            if data.get("format_version") != FORMAT_VERSION:
+            if data.get("format_version") not in READABLE_FORMAT_VERSIONS:
                 raise InputError(
                     f"unsupported token file format version {data.get('format_version')!r}",
                     file=file,
                 )
-            return cls(**data)
-        except InputError:
+            manifest = cls(**data)
+        except InputError as exc:
+            if exc.file is None and file is not None:
+                raise InputError(exc.detail, file=file) from None
             raise
         except (ValueError, TypeError) as exc:
             raise InputError(f"token file manifest is malformed ({type(exc).__name__})",
                              file=file) from None
+        return manifest
 
 
 def write_token_file(table: pa.Table, manifest: Manifest, path: str | os.PathLike[str]) -> None:

@@ -126,6 +126,24 @@ def read_batches(source: InputFile, columns: Sequence[str], *, string_columns: S
         raise InputError("file has a header but no data rows", file=source.path)
 
 
+def read_input_table(path: str | os.PathLike[str], *, text_columns: Sequence[str],
+                     delimiter: str = ",", encoding: str = "utf-8",
+                     output: str | os.PathLike[str] | None = None) -> pa.Table:
+    """A whole extract as one table, for commands that must see every row at once (dedupe).
+
+    Every column of a CSV is read as text, so writing it back keeps each cell as written
+    (`007` stays `007`); a Parquet file keeps its types but for `text_columns`, which must
+    exist and are read as text. `output`, if given, must not be the input itself. Errors
+    are InputError naming file, row and column, as for batched reading."""
+    source = open_input(path, delimiter=delimiter, encoding=encoding)
+    if output is not None:
+        refuse_overwriting_input(source, output)
+    require_columns(source, text_columns)
+    strings = source.columns if source.format == "csv" else tuple(text_columns)
+    batches = list(read_batches(source, source.columns, string_columns=strings))
+    return pa.Table.from_batches(batches)
+
+
 def _parquet_batches(source: InputFile, columns: list[str], strings: set[str],
                      batch_rows: int) -> Iterator[pa.RecordBatch]:
     try:

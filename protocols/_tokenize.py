@@ -7,6 +7,12 @@ row ids and is shuffled (in the worker that made it), so neither the ids nor the
 reveal the input order; the main process reads, checks attributes and writes.
 Duplicate counts ("rows sharing a token") are computed at the end by DuckDB over a side file
 of tokens, so memory stays bounded whatever the number of rows.
+
+With `fuzzy=True`, every `--id` column of a kind that has fuzzy-tolerant forms (names, date of
+birth, address parts, email; see `protocols._fuzzy`) also gets one token column per derived
+form, `<column>__<form>`, each under its own HKDF key; the manifest lists them (format
+version 2). Forms share values by design (a phonetic code stands for many names), so they get
+no "rows sharing a token" count.
 """
 
 from __future__ import annotations
@@ -30,11 +36,25 @@ import pyarrow.parquet as pq
 import normalize
 
 from ._errors import CleanroomBug, ConfigError, InputError, PolicyRefusal
+from ._fuzzy import (
+    FORM_SEPARATOR,
+    FUZZY_FORMS,
+    FUZZY_VERSION,
+    derive_forms,
+    derive_fuzzy_key,
+    fuzzy_library_versions,
+)
 from ._io import atomic_path, ensure_parent
 from ._keys import CollaborationSecret, derive_match_key, derive_token_key, key_fingerprint
-from ._manifest import MANIFEST_METADATA_KEY, PROTOCOL_HMAC, Manifest
+from ._manifest import (
+    FORMAT_VERSION,
+    FUZZY_FORMAT_VERSION,
+    MANIFEST_METADATA_KEY,
+    PROTOCOL_HMAC,
+    Manifest,
+)
 from ._options import check_kind, check_profile, check_region
-from ._quality import count_reasons, merge_counts, repeated_rows
+from ._quality import MISSING_REASON, count_reasons, merge_counts, repeated_rows
 from ._readers import BATCH_ROWS, open_input, read_batches, refuse_overwriting_input
 from .hazmat import TOKEN_TYPE, hmac_tokens, join_match_parts
 
@@ -45,11 +65,21 @@ RESERVED_COLUMNS = frozenset({"row_id"})
 
 @dataclass(frozen=True)
 class TokenColumn:
-    """One token column: its name and the (kind, input column) parts it is made of."""
+    """One token column: its name and the (kind, input column) parts it is made of; a
+    derived-form column names its `form` and the token column it derives from (`of`)."""
 
     name: str
     parts: tuple[tuple[str, str], ...]
     match_key: bool = False
+    form: str | None = None
+    of: str | None = None
+
+    def spec(self) -> dict[str, Any]:
+        """The column's entry in the manifest's `identifiers`."""
+        doc: dict[str, Any] = {"kinds": list(self.kinds), "match_key": self.match_key}
+        if self.form is not None:
+            doc.update(form=self.form, of=self.of)
+        return doc
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -58,9 +88,11 @@ class TokenColumn:
 
 def plan_token_columns(identifiers: Sequence[tuple[str, str]],
                        match_keys: Sequence[tuple[str, Sequence[tuple[str, str | None]]]] = (),
-                       ) -> tuple[TokenColumn, ...]:
+                       *, fuzzy: bool = False) -> tuple[TokenColumn, ...]:
     """Name the token columns: one per `--id KIND=COLUMN` (a second id of the same kind is
-    KIND_2), one per match key; a match key part without a column uses that kind's --id."""
+    KIND_2), one per match key; a match key part without a column uses that kind's --id.
+    With `fuzzy`, then one per derived form of each --id column whose kind has forms
+    (`<column>__<form>`, strongest form first)."""
     out: list[TokenColumn] = []
     names: set[str] = set()
     by_kind: dict[str, list[str]] = {}
@@ -73,6 +105,9 @@ def plan_token_columns(identifiers: Sequence[tuple[str, str]],
     for name, parts in match_keys:
         if name in names or name in RESERVED_COLUMNS or name in normalize.KINDS:
             raise ConfigError("the name is already used by another token column or a kind",
+                              key=f"--match-key {name}")
+        if FORM_SEPARATOR in name:
+            raise ConfigError(f"{FORM_SEPARATOR!r} in a name is kept for derived-form columns",
                               key=f"--match-key {name}")
         resolved = []
         for kind, given in parts:
@@ -88,6 +123,13 @@ def plan_token_columns(identifiers: Sequence[tuple[str, str]],
             resolved.append((kind, given))
         names.add(name)
         out.append(TokenColumn(name, tuple(resolved), match_key=True))
+    if fuzzy:
+        for col in [c for c in out if not c.match_key and c.kinds[0] in FUZZY_FORMS]:
+            out += [TokenColumn(f"{col.name}{FORM_SEPARATOR}{form}", col.parts, form=form,
+                                of=col.name) for form in FUZZY_FORMS[col.kinds[0]]]
+        if not any(c.form for c in out):
+            raise ConfigError("--fuzzy needs an --id of a kind with fuzzy forms: "
+                              + ", ".join(FUZZY_FORMS), key="--fuzzy")
     if not out:
         raise ConfigError("give at least one --id KIND=COLUMN or --match-key", key="--id")
     return tuple(out)
@@ -102,7 +144,7 @@ class TokenizeReport:
 
     def to_dict(self) -> dict[str, Any]:
         m = self.manifest
-        return {
+        doc = {
             "output": self.output, "party": m.party, "collaboration_id": m.collaboration_id,
             "protocol": m.protocol, "key_fingerprint": m.key_fingerprint,
             "profile": m.profile, "region": m.region, "row_count": m.row_count,
@@ -111,6 +153,9 @@ class TokenizeReport:
             "attributes": m.attributes, "library_versions": m.library_versions,
             "created": m.created,
         }
+        if m.fuzzy:
+            doc.update(format_version=m.format_version, fuzzy=m.fuzzy)
+        return doc
 
 
 @dataclass(frozen=True)
@@ -162,6 +207,20 @@ def _match_reasons(kinds: Sequence[str], reasons: Sequence[pa.Array], bad: pa.Ar
     return pc.replace_with_mask(out, flagged, some)
 
 
+def _form_values(plan: _Plan, batch: pa.RecordBatch, col: TokenColumn,
+                 cache: dict[Any, Any]) -> tuple[pa.Array, pa.Array]:
+    """A derived form's values; its reason is "empty" where the form is null (missing or
+    invalid input, or a value the form cannot be derived from)."""
+    kind, column = col.parts[0]
+    if ("forms", kind, column) not in cache:
+        values, _ = _normalized(plan, batch, kind, column, cache)
+        cache[("forms", kind, column)] = derive_forms(kind, values)
+    values = cache[("forms", kind, column)][col.form]
+    reasons = pc.if_else(pc.is_valid(values), pa.scalar(None, pa.string()),
+                         pa.scalar(MISSING_REASON))
+    return values, reasons
+
+
 def tokenize_batch(
     plan: _Plan, batch: pa.RecordBatch
 ) -> tuple[list[pa.Array], list[dict[str, Any]]]:
@@ -169,7 +228,9 @@ def tokenize_batch(
     cache: dict[Any, Any] = {}
     tokens, counts = [], []
     for col, key in zip(plan.columns, plan.keys, strict=True):
-        if not col.match_key:
+        if col.form is not None:
+            values, reasons = _form_values(plan, batch, col, cache)
+        elif not col.match_key:
             values, reasons = _normalized(plan, batch, *col.parts[0], cache)
         else:
             pairs = [_normalized(plan, batch, kind, column, cache) for kind, column in col.parts]
@@ -288,19 +349,22 @@ def tokenize_file(input_path: str | os.PathLike[str], output: str | os.PathLike[
                   match_keys: Sequence[tuple[str, Sequence[tuple[str, str | None]]]] = (),
                   attributes: Sequence[str] = (), profile: str = "strict", region: str = "US",
                   delimiter: str = ",", encoding: str = "utf-8",
-                  allow_identifying_attr: bool = False, batch_rows: int = BATCH_ROWS,
-                  workers: int | None = None, progress: Callable[[int], None] | None = None,
+                  allow_identifying_attr: bool = False, fuzzy: bool = False,
+                  batch_rows: int = BATCH_ROWS, workers: int | None = None,
+                  progress: Callable[[int], None] | None = None,
                   now: datetime | None = None) -> TokenizeReport:
-    """Tokenize `input_path` into the token file `output`, atomically; return its report."""
+    """Tokenize `input_path` into the token file `output`, atomically; return its report.
+    With `fuzzy`, add the derived-form token columns (see the module docstring)."""
     profile = check_profile(profile)
     region = check_region(region)
     if not party or not party.strip():
         raise ConfigError("the party name must not be empty", key="--party")
-    columns = plan_token_columns(identifiers, match_keys)
+    columns = plan_token_columns(identifiers, match_keys, fuzzy=fuzzy)
     source = open_input(input_path, delimiter=delimiter, encoding=encoding)
     refuse_overwriting_input(source, output)
     check_attributes(attributes, columns)
-    keys = tuple(derive_match_key(secret, c.name, c.kinds) if c.match_key
+    keys = tuple(derive_fuzzy_key(secret, c.kinds[0], c.form) if c.form is not None
+                 else derive_match_key(secret, c.name, c.kinds) if c.match_key
                  else derive_token_key(secret, c.kinds[0]) for c in columns)
     plan = _Plan(columns, profile, region, keys)
     id_columns = _needed(plan)
@@ -308,6 +372,7 @@ def tokenize_file(input_path: str | os.PathLike[str], output: str | os.PathLike[
     batches = read_batches(source, wanted, string_columns=id_columns, batch_rows=batch_rows)
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     names = [c.name for c in columns]
+    shared = [c.name for c in columns if c.form is None]  # counted for rows sharing a token
     totals: list[dict[str, Any]] = [{} for _ in columns]
     attr_types: dict[str, str] = {}
     rows = 0
@@ -327,13 +392,13 @@ def tokenize_file(input_path: str | os.PathLike[str], output: str | os.PathLike[
                 if writer is None or side is None:
                     attr_types = {a: str(table.schema.field(a).type) for a in attributes}
                     writer = _token_writer(tmp, table.schema, names)
-                    side = pq.ParquetWriter(side_path, _side_schema(len(names)),
+                    side = pq.ParquetWriter(side_path, _side_schema(len(shared)),
                                             compression="none", use_dictionary=False,
                                             store_schema=False)
                 writer.write_table(table)
                 side.write_table(pa.Table.from_arrays(
-                    [table.column(i) for i in range(len(names) + 1)],
-                    schema=_side_schema(len(names))))
+                    [table.column(i) for i in range(len(shared) + 1)],
+                    schema=_side_schema(len(shared))))
                 totals = [merge_counts(t, c) for t, c in zip(totals, counts, strict=True)]
                 rows += n
                 if progress is not None:
@@ -342,21 +407,27 @@ def tokenize_file(input_path: str | os.PathLike[str], output: str | os.PathLike[
                 raise CleanroomBug("no batch was read from a non-empty input")
             side.close()
             side = None
-            dups, id_collisions = _side_stats(side_path, len(names), side_dir)
+            dups, id_collisions = _side_stats(side_path, len(shared), side_dir)
             if id_collisions:
                 raise CleanroomBug("two rows drew the same random row id; run again")
-            for total, dup in zip(totals, dups, strict=True):
+            for total, dup in zip(totals, dups, strict=False):  # forms come last: no count
                 total["duplicate_rows"] = dup
+            forms = {c.of: [f.form for f in columns if f.of == c.of]
+                     for c in columns if c.of is not None}
+            versions = dict(normalize.library_versions())
+            if forms:
+                versions.update(fuzzy_library_versions())
             manifest = Manifest(
                 party=party.strip(), collaboration_id=secret.collaboration_id,
                 protocol=PROTOCOL_HMAC, key_fingerprint=key_fingerprint(secret),
                 profile=profile, region=region, row_count=rows,
-                identifiers={c.name: {"kinds": list(c.kinds), "match_key": c.match_key}
-                             for c in columns},
+                identifiers={c.name: c.spec() for c in columns},
                 attributes=attr_types,
                 quality=dict(zip(names, totals, strict=True)),
-                library_versions=dict(normalize.library_versions()),
+                library_versions=versions,
                 created=(now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                format_version=FUZZY_FORMAT_VERSION if forms else FORMAT_VERSION,
+                fuzzy={"version": FUZZY_VERSION, "forms": forms} if forms else {},
             )
             writer.add_key_value_metadata({MANIFEST_METADATA_KEY.decode(): manifest.to_json()})
             writer.close()

@@ -163,6 +163,10 @@ def _with_common(fn: F) -> F:
               help="A column to share in clear (segment, number); repeatable.")
 @click.option("--allow-identifying-attr", is_flag=True,
               help="Share an attribute even if its values look like emails or phones.")
+@click.option("--fuzzy", is_flag=True,
+              help="Also tokenize fuzzy-tolerant forms of the name, date of birth, address and "
+                   "email --id columns (phonetic codes, nickname, initial, year-month, ...), "
+                   "one token column each, for probabilistic matching.")
 @_with_common
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
               help="Token file to write (Parquet).")
@@ -171,15 +175,19 @@ def _with_common(fn: F) -> F:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 def tokenize(input_path: str, party: str, secret_file: str,
              identifiers: tuple[tuple[str, str], ...], match_keys: tuple[Any, ...],
-             attributes: tuple[str, ...],
-             allow_identifying_attr: bool, profile: str, region: str, delimiter: str,
-             encoding: str, out: str, report: str | None, as_json: bool) -> None:
+             attributes: tuple[str, ...], allow_identifying_attr: bool, fuzzy: bool,
+             profile: str, region: str, delimiter: str, encoding: str, out: str,
+             report: str | None, as_json: bool) -> None:
     """Turn INPUT's identifiers into keyed tokens: a token file that may leave the building.
 
     Each identifier is normalized, then HMAC-SHA256'd with a key derived from the
     collaboration secret; row ids are random and rows shuffled. Only tokens and the --attr
     columns leave, in clear. Send the token file to the clean-room engine only, never to
     the other party: anyone holding the secret can test guesses against the tokens.
+
+    With --fuzzy, each name, date-of-birth, address and email column also gets derived-form
+    tokens (each under its own key), so that the engine's probabilistic matching can see
+    near-misses agree; see the README on what per-field tokens reveal to the engine.
     """
     secret = protocols.load_secret(secret_file)
     progress = _progress("tokenized")
@@ -188,7 +196,7 @@ def tokenize(input_path: str, party: str, secret_file: str,
             input_path, out, party=party, secret=secret, identifiers=identifiers,
             match_keys=match_keys, attributes=attributes, profile=profile, region=region,
             delimiter=delimiter, encoding=encoding,
-            allow_identifying_attr=allow_identifying_attr, progress=progress)
+            allow_identifying_attr=allow_identifying_attr, fuzzy=fuzzy, progress=progress)
     finally:
         _end_progress(progress)
     doc = result.to_dict()
@@ -198,8 +206,9 @@ def tokenize(input_path: str, party: str, secret_file: str,
         return
     click.echo(f"wrote {out}: {doc['row_count']:,} rows, party {doc['party']}, collaboration "
                f"{doc['collaboration_id']}, key fingerprint {doc['key_fingerprint']}")
-    rows = [[name, "+".join(q["kinds"]), f"{q['valid']:,}", f"{q['missing']:,}",
-             _invalid_text(q["invalid"]), f"{q['duplicate_rows']:,}"]
+    rows = [[name, "+".join(q["kinds"]) + (f" ({q['form']})" if "form" in q else ""),
+             f"{q['valid']:,}", f"{q['missing']:,}", _invalid_text(q["invalid"]),
+             f"{q['duplicate_rows']:,}" if "duplicate_rows" in q else "-"]
             for name, q in doc["identifiers"].items()]
     click.echo(table_text(["token", "kinds", "valid", "missing", "invalid (by reason)",
                        "rows sharing a token"], rows))

@@ -1,0 +1,317 @@
+"""Probabilistic entity resolution over token columns (Fellegi-Sunter, trained by Splink).
+
+Input: one DuckDB table of records, each with a record key, a source (the party's table) and
+token columns: per field an exact token column (`first_name`) and, where the party tokenized
+with `--fuzzy`, derived-form token columns (`first_name__phonetic`, strongest first). Tokens
+are opaque, so every comparison is token equality:
+
+    null (either side)  ->  exact token agrees (term-frequency adjusted)
+                        ->  form 1 agrees  ->  form 2 agrees ...  ->  else
+
+Training is unsupervised: u by random sampling, the prior by deterministic rules with an
+assumed recall, m by expectation maximisation in two or more sessions, each blocked on fields
+the others estimate. Predictions come from blocking rules on pairs of token columns; the
+pairs scoring at least `threshold` link records into clusters (connected components), within
+and across sources at once (`link_and_dedupe`).
+
+Tokens are compacted to 64-bit integers before Splink sees them (DuckDB `hash()` of the token,
+null kept null): equality on integers joins faster than on 32-byte blobs, and two distinct
+tokens of one column share a hash with probability about n^2 / 2^65 (3e-4 for 10^8 values), an
+event that only adds one spurious agreement on one field.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from protocols import FORM_SEPARATOR, ConfigError
+
+from ._splink import (
+    LevelWeight,
+    clusters_at,
+    level_weights,
+    quiet_splink,
+    scored_pairs,
+    train,
+    trained_model,
+)
+
+#: single tokens that identify a person alone: blocked on by themselves
+STRONG_IDENTIFIERS = ("email", "phone", "external_id", "maid")
+#: default prediction blocking rules, kept when all their columns are present
+DEFAULT_BLOCKING: tuple[tuple[str, ...], ...] = (
+    ("email",), ("phone",), ("external_id",), ("maid",),
+    ("first_name", "last_name"),
+    ("last_name", "dob"),
+    ("first_name", "dob"),
+    ("dob", "postal_code"),
+    ("last_name", "postal_code"),
+    ("first_name", "postal_code"),
+    ("first_name__nickname", "last_name__phonetic", "dob__year"),
+    ("last_name__soundex", "dob__swap"),
+    ("first_name__phonetic", "dob__year_month"),
+    ("first_name__initial", "last_name__phonetic", "postal_code__prefix"),
+    ("street", "postal_code"),
+    ("street__number_phonetic", "city__phonetic"),
+    ("last_name", "street__number"),
+)
+#: EM sessions, in order; enough are used that every field is estimated by one of them
+DEFAULT_TRAINING: tuple[tuple[str, ...], ...] = (
+    ("first_name", "last_name"),
+    ("dob",),
+    ("postal_code",),
+    ("email",),
+    ("phone",),
+    ("street",),
+)
+#: deterministic rules whose matches set the prior (with `ProbabilisticOptions.prior_recall`)
+DEFAULT_DETERMINISTIC: tuple[tuple[str, ...], ...] = (
+    ("first_name", "last_name", "dob"),
+    ("email",), ("phone",), ("external_id",),
+)
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One compared field: its exact token column and its derived-form columns, strongest
+    first. `term_frequency` adjusts the exact level for how common the token is, and
+    `form_term_frequency` each form's level for how common the form's token is."""
+
+    name: str
+    exact: str
+    forms: tuple[str, ...] = ()
+    term_frequency: bool = True
+    form_term_frequency: bool = True
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (self.exact, *self.forms)
+
+
+@dataclass(frozen=True)
+class ProbabilisticOptions:
+    """How to train and cluster; the defaults were measured on the benchmarks (bench/)."""
+
+    threshold: float = 0.9
+    blocking: tuple[tuple[str, ...], ...] | None = None
+    training: tuple[tuple[str, ...], ...] | None = None
+    deterministic: tuple[tuple[str, ...], ...] | None = None
+    prior_recall: float = 0.7
+    u_max_pairs: float = 5e6
+    seed: int = 7
+    keep_pairs_above: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise ConfigError("threshold must be between 0 and 1 (exclusive)", key="threshold")
+        if not 0.0 < self.prior_recall <= 1.0:
+            raise ConfigError("prior_recall must be in (0, 1]", key="prior_recall")
+        if not 0.0 < self.keep_pairs_above <= self.threshold:
+            raise ConfigError("keep_pairs_above must be in (0, threshold]",
+                              key="keep_pairs_above")
+
+
+@dataclass(frozen=True)
+class ProbabilisticResult:
+    """Clusters of records, the trained model's weights, and the scored pairs kept.
+
+    `clusters` has columns (key, source, cluster_id): cluster_id is an int64, the same for
+    every record of one cluster and equal to no other cluster's. `pairs` holds the pairs
+    scoring at least `keep_pairs_above`, by position in `clusters` (left_id, right_id), so
+    `clusters_at(t)` re-clusters at another threshold without training again.
+    """
+
+    clusters: pa.Table
+    pairs: pa.Table
+    weights: tuple[LevelWeight, ...]
+    fields: tuple[FieldSpec, ...]
+    blocking: tuple[tuple[str, ...], ...]
+    threshold: float
+    probability_two_random_records_match: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def clusters_at(self, threshold: float) -> pa.Table:
+        """The same records clustered at another match-probability threshold."""
+        labels = clusters_at(self.clusters.num_rows, self.pairs, threshold)
+        return self.clusters.set_column(2, "cluster_id", pa.array(labels, pa.int64()))
+
+    @property
+    def links(self) -> int:
+        """Number of scored pairs at or above the threshold."""
+        prob = self.pairs.column("match_probability").to_numpy(zero_copy_only=False)
+        return int((prob >= self.threshold).sum())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values: what drove the links (no token, no key)."""
+        return {
+            "method": "probabilistic", "threshold": self.threshold,
+            "probability_two_random_records_match": self.probability_two_random_records_match,
+            "fields": {f.name: list(f.columns) for f in self.fields},
+            "blocking": [list(rule) for rule in self.blocking],
+            "weights": [w.to_dict() for w in self.weights],
+            "records": self.clusters.num_rows, "links": self.links,
+            "timings": dict(self.timings),
+        }
+
+
+def fields_from_columns(columns: Sequence[str], *,
+                        exclude: Sequence[str] = ()) -> tuple[FieldSpec, ...]:
+    """Group token columns into fields: `kind` is the exact column, `kind__form` its forms in
+    the order given (the tokenizer writes them strongest first). Forms without their exact
+    column are ignored; strong identifiers (email, phone, ...) get no term-frequency
+    adjustment (their tokens are nearly all unique)."""
+    skip = set(exclude)
+    names = [c for c in columns if c not in skip]
+    exact = [c for c in names if FORM_SEPARATOR not in c]
+    forms: dict[str, list[str]] = {c: [] for c in exact}
+    for c in names:
+        kind, sep, _ = c.partition(FORM_SEPARATOR)
+        if sep and kind in forms:
+            forms[kind].append(c)
+    return tuple(FieldSpec(c, c, tuple(forms[c]), term_frequency=c not in STRONG_IDENTIFIERS)
+                 for c in exact)
+
+
+def resolve_probabilistic(con: duckdb.DuckDBPyConnection, table: str, *,
+                          key: str = "record_key", source: str = "source",
+                          fields: Sequence[FieldSpec] | None = None,
+                          options: ProbabilisticOptions | None = None) -> ProbabilisticResult:
+    """Train a Fellegi-Sunter model on the token columns of `table` and cluster its records.
+
+    `table` is a table or view on `con` with columns `key`, `source` and token columns (binary
+    or strings); `fields` defaults to every other column, grouped by `fields_from_columns`.
+    Splink's working tables live in a private DuckDB connection and are dropped with it.
+    """
+    opts = options or ProbabilisticOptions()
+    columns = [r[0] for r in con.execute(
+        "SELECT column_name FROM (DESCRIBE SELECT * FROM query_table(?))", [table]).fetchall()]
+    for needed in (key, source):
+        if needed not in columns:
+            raise ConfigError(f"the records table has no column {needed!r}", key="key")
+    specs = tuple(fields) if fields is not None else fields_from_columns(
+        columns, exclude=(key, source))
+    if not specs:
+        raise ConfigError("no token column to compare", key="fields")
+    used = [c for spec in specs for c in spec.columns]
+    for c in used:
+        if c not in columns:
+            raise ConfigError(f"the records table has no token column {c!r}", key="fields")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    compact = ", ".join(f"CASE WHEN {_q(c)} IS NULL THEN NULL ELSE hash({_q(c)}) END "
+                        f"AS {_q(c)}" for c in used)
+    records = con.sql(
+        f"SELECT CAST({_q(key)} AS VARCHAR) AS key, CAST({_q(source)} AS VARCHAR) AS source, "
+        f"{compact} FROM query_table($1)", params=[table]).to_arrow_table()
+    timings["prepare"] = time.perf_counter() - t0
+    pairs, weights, blocking, prior, more = _train_and_score(records, specs, used, opts)
+    timings.update(more)
+    labels = clusters_at(records.num_rows, pairs, opts.threshold)
+    clusters = pa.table({"key": records.column("key"), "source": records.column("source"),
+                         "cluster_id": pa.array(labels, pa.int64())})
+    timings["total"] = time.perf_counter() - t0
+    return ProbabilisticResult(clusters, pairs, weights, specs, blocking, opts.threshold,
+                               prior, timings)
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _present(rules: Sequence[tuple[str, ...]], columns: set[str]) -> tuple[tuple[str, ...], ...]:
+    return tuple(rule for rule in rules if set(rule) <= columns)
+
+
+def _training_rules(rules: Sequence[tuple[str, ...]],
+                    specs: Sequence[FieldSpec]) -> list[tuple[str, ...]]:
+    """Enough EM sessions that each field is estimated in one (not blocked on in it)."""
+    chosen: list[tuple[str, ...]] = []
+    missing = {s.name for s in specs}
+    owner = {c: s.name for s in specs for c in s.columns}
+    for rule in rules:
+        blocked = {owner[c] for c in rule}
+        if missing - blocked:
+            chosen.append(rule)
+            missing -= {s.name for s in specs} - blocked
+        if not missing:
+            break
+    return chosen
+
+
+def _comparison(spec: FieldSpec) -> Any:
+    import splink.comparison_level_library as cll
+    import splink.comparison_library as cl
+
+    levels: list[Any] = [
+        cll.NullLevel(spec.exact).configure(label_for_charts="null"),
+        cll.ExactMatchLevel(spec.exact, term_frequency_adjustments=spec.term_frequency)
+        .configure(label_for_charts="exact")]
+    for column in spec.forms:
+        label = column.partition(FORM_SEPARATOR)[2] or column
+        levels.append(cll.ExactMatchLevel(column,
+                                          term_frequency_adjustments=spec.form_term_frequency)
+                      .configure(label_for_charts=label))
+    levels.append(cll.ElseLevel().configure(label_for_charts="else"))
+    return cl.CustomComparison(levels, output_column_name=spec.name)
+
+
+def _train_and_score(records: pa.Table, specs: Sequence[FieldSpec], used: Sequence[str],
+                     opts: ProbabilisticOptions
+                     ) -> tuple[pa.Table, tuple[LevelWeight, ...], tuple[tuple[str, ...], ...],
+                                float, dict[str, float]]:
+    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+
+    timings: dict[str, float] = {}
+    present = set(used)
+    blocking = _present(opts.blocking or DEFAULT_BLOCKING, present)
+    if not blocking:
+        raise ConfigError("no blocking rule has all its columns among the token columns",
+                          key="blocking")
+    training = _training_rules(_present(opts.training or DEFAULT_TRAINING, present), specs)
+    deterministic = _present(opts.deterministic or DEFAULT_DETERMINISTIC, present) or blocking
+    n = records.num_rows
+    splink_input = records.drop_columns(["key"]).rename_columns(
+        ["source_dataset", *used]).add_column(
+        0, "unique_id", pa.array(np.arange(n, dtype=np.int64)))
+    comparisons = [_comparison(s) for s in specs]
+    rules: list[Any] = [block_on(*rule) for rule in blocking]
+    with quiet_splink():
+        db = DuckDBAPI(duckdb.connect())
+        try:
+            t = time.perf_counter()
+            data = db.register(splink_input, table_name="records")
+
+            def make_linker(prior: float) -> Any:
+                settings = SettingsCreator(
+                    link_type="link_and_dedupe",
+                    unique_id_column_name="unique_id",
+                    source_dataset_column_name="source_dataset",
+                    comparisons=comparisons,
+                    blocking_rules_to_generate_predictions=rules,
+                    probability_two_random_records_match=prior,
+                    retain_matching_columns=False,
+                    retain_intermediate_calculation_columns=False,
+                )
+                return Linker(data, settings, log_level=None)
+
+            linker = train(make_linker, deterministic=[block_on(*r) for r in deterministic],
+                           prior_recall=opts.prior_recall, fallback_prior=1.0 / max(n, 2),
+                           u_max_pairs=opts.u_max_pairs, seed=opts.seed,
+                           em_rules=[block_on(*r) for r in training])
+            timings["train"] = time.perf_counter() - t
+            t = time.perf_counter()
+            pairs = scored_pairs(linker, db.duckdb_con, opts.keep_pairs_above)
+            timings["predict"] = time.perf_counter() - t
+            model = trained_model(linker)
+            weights = level_weights(model)
+            prior = float(model["probability_two_random_records_match"])
+        finally:
+            db.duckdb_con.close()
+    return pairs, weights, blocking, prior, timings

@@ -1,0 +1,141 @@
+"""What the probabilistic matcher and the local dedupe share: Splink kept quiet, the trained
+model's weights read back, scored pairs out, and connected components at a threshold.
+
+Splink (DuckDB backend) is imported only here and in the two modules that build models, and
+only when a model is built, so `import cleanroom` stays light.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+SPLINK_LOGGER = "splink"
+
+
+@dataclass(frozen=True)
+class LevelWeight:
+    """One comparison level of a trained model: m, u and the match weight log2(m/u)."""
+
+    field: str
+    level: str
+    m: float | None
+    u: float | None
+    match_weight: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "level": self.level, "m": self.m, "u": self.u,
+                "match_weight": self.match_weight}
+
+
+@contextlib.contextmanager
+def quiet_splink() -> Iterator[None]:
+    """Silence Splink's log lines and warnings for the duration (restored afterwards)."""
+    logger = logging.getLogger(SPLINK_LOGGER)
+    level, propagate = logger.level, logger.propagate
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"splink(\..*)?")
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+def train(make_linker: Callable[[float], Any], *, deterministic: Sequence[Any],
+          prior_recall: float, fallback_prior: float, u_max_pairs: float, seed: int,
+          em_rules: Sequence[Any]) -> Any:
+    """Build a linker with `make_linker(prior)` and train it, unsupervised.
+
+    The prior (probability that two random records match) comes from the pairs the
+    deterministic rules find, divided by `prior_recall`; when they find none, the linker is
+    rebuilt with `fallback_prior`. Then u by random sampling (seeded) and m by EM, one
+    session per rule in `em_rules`.
+    """
+    linker = make_linker(fallback_prior)
+    linker.training.estimate_probability_two_random_records_match(
+        list(deterministic), recall=prior_recall)
+    if not trained_model(linker)["probability_two_random_records_match"] > 0.0:
+        linker = make_linker(fallback_prior)
+    linker.training.estimate_u_using_random_sampling(max_pairs=u_max_pairs, seed=seed)
+    for rule in em_rules:
+        linker.training.estimate_parameters_using_expectation_maximisation(
+            rule, record_sample_proportion=1.0)
+    return linker
+
+
+def trained_model(linker: Any) -> dict[str, Any]:
+    """The linker's settings and trained parameters as a dict (Splink's model JSON)."""
+    return linker.misc.save_model_to_json()
+
+
+def level_weights(model: dict[str, Any]) -> tuple[LevelWeight, ...]:
+    """m, u and match weight of every non-null level of a trained model (`trained_model`)."""
+    out = []
+    for comparison in model["comparisons"]:
+        name = comparison["output_column_name"]
+        for level in comparison["comparison_levels"]:
+            if level.get("is_null_level"):
+                continue
+            m, u = level.get("m_probability"), level.get("u_probability")
+            weight = math.log2(m / u) if m and u else None
+            out.append(LevelWeight(name, level.get("label_for_charts", ""), m, u, weight))
+    return tuple(out)
+
+
+def scored_pairs(linker: Any, con: Any, floor: float) -> pa.Table:
+    """(left, right, match_probability) of every blocked pair scoring at least `floor`;
+    left and right are the integer `unique_id`s of the input; `con` is the linker's DuckDB."""
+    with quiet_splink():
+        predictions = linker.inference.predict(threshold_match_probability=floor)
+        name = predictions.physical_name
+        table = con.sql(
+            f"SELECT CAST(unique_id_l AS BIGINT) AS left_id, "
+            f"CAST(unique_id_r AS BIGINT) AS right_id, match_probability "
+            f"FROM {name}").to_arrow_table()
+        predictions.drop_table_from_database_and_remove_from_cache()
+    return table
+
+
+def connected_components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Component label of each of `n` nodes: the smallest node id in its component.
+
+    Min-label propagation over the edges with pointer jumping, all in numpy; labels only
+    decrease, so it stops, after a number of rounds that grows with the log of the diameter.
+    """
+    labels = np.arange(n, dtype=np.int64)
+    if len(left) == 0:
+        return labels
+    left = np.asarray(left, dtype=np.int64)
+    right = np.asarray(right, dtype=np.int64)
+    while True:
+        low = np.minimum(labels[left], labels[right])
+        before = labels.copy()
+        np.minimum.at(labels, left, low)
+        np.minimum.at(labels, right, low)
+        while True:  # pointer jumping: a label's own label is at most the label
+            jumped = labels[labels]
+            if np.array_equal(jumped, labels):
+                break
+            labels = jumped
+        if np.array_equal(before, labels):
+            return labels
+
+
+def clusters_at(n: int, pairs: pa.Table, threshold: float) -> np.ndarray:
+    """Cluster label per node (0..n-1) linking the pairs whose probability ≥ threshold."""
+    prob = pairs.column("match_probability").to_numpy(zero_copy_only=False)
+    keep = prob >= threshold
+    left = pairs.column("left_id").to_numpy(zero_copy_only=False)[keep]
+    right = pairs.column("right_id").to_numpy(zero_copy_only=False)[keep]
+    return connected_components(n, left, right)

@@ -1,0 +1,166 @@
+"""Probabilistic matching on tokens finds typo'd pairs within and across sources."""
+
+from __future__ import annotations
+
+import random
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from cleanroom.matching import (
+    FieldSpec,
+    ProbabilisticOptions,
+    connected_components,
+    fields_from_columns,
+    resolve_probabilistic,
+)
+from protocols import ConfigError, derive_token_key, new_secret
+from protocols._fuzzy import fuzzy_tokens
+from protocols.hazmat import hmac_tokens
+
+SECRET = new_secret("0b6f3c1e-2a4d-4e8f-9c7b-5d1a2e3f4a5b", secret=bytes(range(32)))
+FIRST = ["james", "mary", "robert", "patricia", "michael", "jennifer", "william", "linda",
+         "david", "elizabeth", "richard", "barbara", "joseph", "susan", "thomas", "jessica",
+         "charles", "sarah", "christopher", "karen", "daniel", "nancy", "matthew", "lisa",
+         "anthony", "betty", "mark", "margaret", "donald", "sandra", "steven", "ashley"]
+LAST = ["smith", "johnson", "williams", "brown", "jones", "garcia", "miller", "davis",
+        "rodriguez", "martinez", "hernandez", "lopez", "gonzalez", "wilson", "anderson",
+        "thomas", "taylor", "moore", "jackson", "martin", "lee", "perez", "thompson", "white",
+        "harris", "sanchez", "clark", "ramirez", "lewis", "robinson", "walker", "young",
+        "allen", "king", "wright", "scott", "torres", "nguyen", "hill", "flores", "green"]
+
+
+def _typo(r: random.Random, name: str) -> str:
+    i = r.randrange(1, len(name) - 1)
+    return name[:i] + name[i + 1:] if r.random() < 0.5 else \
+        name[:i - 1] + name[i] + name[i - 1] + name[i + 1:]
+
+
+def _people(n: int, seed: int) -> list[dict]:
+    r = random.Random(seed)
+    out = []
+    for i in range(n):
+        out.append({"person": i, "first_name": r.choice(FIRST), "last_name": r.choice(LAST),
+                    "dob": f"{r.randrange(1940, 2005)}-{r.randrange(1, 13):02d}-"
+                           f"{r.randrange(1, 29):02d}",
+                    "postal_code": f"{r.randrange(10000, 99999)}",
+                    "email": f"user{i}@example.com"})
+    return out
+
+
+def _records(seed: int = 3, n: int = 400) -> tuple[pa.Table, list[int]]:
+    """Two sources: A holds everyone, B a third of them (noisy) plus its own duplicates."""
+    r = random.Random(seed)
+    people = _people(n, seed)
+    rows: list[tuple[str, str, dict]] = []
+    for p in people:
+        rows.append(("a", f"a{p['person']}", dict(p)))
+    for p in people[: n // 3]:
+        q = dict(p)
+        if r.random() < 0.3:
+            q["first_name"] = _typo(r, q["first_name"])
+        if r.random() < 0.2:
+            q["last_name"] = _typo(r, q["last_name"])
+        if r.random() < 0.3:
+            q["email"] = None
+        if r.random() < 0.2:
+            q["dob"] = None
+        rows.append(("b", f"b{p['person']}", q))
+    for p in people[n // 3: n // 3 + 30]:  # duplicates inside source a, other email, no dob
+        q = dict(p, email=f"other{p['person']}@example.org", dob=None)
+        rows.append(("a", f"a{p['person']}-dup", q))
+    cols: dict[str, pa.Array] = {
+        "record_key": pa.array([k for _, k, _ in rows]),
+        "source": pa.array([s for s, _, _ in rows]),
+    }
+    for kind in ("email", "first_name", "last_name", "dob", "postal_code"):
+        values = pa.array([q[kind] for _, _, q in rows], pa.string())
+        cols[kind] = hmac_tokens(derive_token_key(SECRET, kind), values)
+        if kind != "email":
+            cols.update(fuzzy_tokens(SECRET, kind, values))
+    return pa.table(cols), [q["person"] for _, _, q in rows]
+
+
+@pytest.fixture(scope="module")
+def matched() -> tuple:
+    table, persons = _records()
+    con = duckdb.connect()
+    con.register("records", table)
+    return resolve_probabilistic(con, "records"), table, persons
+
+
+def _pairs(labels) -> set[tuple[int, int]]:
+    groups: dict[object, list[int]] = {}
+    for i, label in enumerate(labels):
+        groups.setdefault(label, []).append(i)
+    return {(a, b) for g in groups.values() for i, a in enumerate(g) for b in g[i + 1:]}
+
+
+def test_finds_the_true_pairs(matched: tuple) -> None:
+    result, _, persons = matched
+    predicted = _pairs(result.clusters.column("cluster_id").to_pylist())
+    true = _pairs(persons)
+    correct = predicted & true
+    assert len(correct) / len(true) >= 0.95
+    assert len(correct) / len(predicted) >= 0.99
+
+
+def test_typo_pairs_link_through_forms(matched: tuple) -> None:
+    result, table, persons = matched
+    keys = table.column("record_key").to_pylist()
+    cluster = dict(zip(keys, result.clusters.column("cluster_id").to_pylist(), strict=True))
+    # every B record whose names both carry a typo but kept email or dob still links
+    assert sum(cluster[f"b{p}"] == cluster[f"a{p}"] for p in range(133)) >= 128
+
+
+def test_clusters_keep_keys_and_sources(matched: tuple) -> None:
+    result, table, _ = matched
+    assert result.clusters.column_names == ["key", "source", "cluster_id"]
+    assert result.clusters.column("key").to_pylist() == table.column("record_key").to_pylist()
+    assert set(result.clusters.column("source").to_pylist()) == {"a", "b"}
+
+
+def test_weights_per_field_level(matched: tuple) -> None:
+    result, _, _ = matched
+    levels = {(w.field, w.level): w for w in result.weights}
+    assert levels[("last_name", "exact")].match_weight > levels[("last_name", "else")].match_weight
+    assert ("first_name", "phonetic") in levels and ("dob", "year_month") in levels
+    doc = result.to_dict()
+    assert doc["method"] == "probabilistic" and doc["threshold"] == 0.9
+    assert doc["fields"]["first_name"][0] == "first_name"
+
+
+def test_reclustering_is_monotone(matched: tuple) -> None:
+    result, _, _ = matched
+    n = {t: len(set(result.clusters_at(t).column("cluster_id").to_pylist()))
+         for t in (0.5, 0.9, 0.999)}
+    assert n[0.5] <= n[0.9] <= n[0.999]
+
+
+def test_fields_from_columns_groups_forms() -> None:
+    specs = fields_from_columns(["record_key", "email", "first_name", "first_name__phonetic",
+                                 "first_name__initial", "city__phonetic"],
+                                exclude=["record_key"])
+    assert specs == (FieldSpec("email", "email", (), term_frequency=False),
+                     FieldSpec("first_name", "first_name",
+                               ("first_name__phonetic", "first_name__initial")))
+
+
+def test_bad_inputs_refused() -> None:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t AS SELECT 'k' AS record_key, 'a' AS source, 'x' AS city")
+    with pytest.raises(ConfigError):
+        resolve_probabilistic(con, "t", key="id")
+    with pytest.raises(ConfigError):
+        resolve_probabilistic(con, "t", fields=[FieldSpec("dob", "dob")])
+    with pytest.raises(ConfigError):
+        ProbabilisticOptions(threshold=1.0)
+
+
+def test_connected_components() -> None:
+    labels = connected_components(6, np.array([4, 1, 3]), np.array([5, 2, 1]))
+    assert labels.tolist() == [0, 1, 1, 1, 4, 4]
+    assert connected_components(3, np.array([], np.int64), np.array([], np.int64)).tolist() \
+        == [0, 1, 2]

@@ -220,8 +220,14 @@ def test_analyst_connection_exposes_no_tokens_and_no_files(collab):
         con = room.analyst_connection()
         cols = {t: [r[0] for r in con.execute(f"DESCRIBE {t}").fetchall()]
                 for t in ("airline", "brand")}
-        assert cols == {"airline": ["entity_id", "tier", "home_airport", "miles"],
-                        "brand": ["entity_id", "segment", "spend"]}
+        # entity_id, the policy's columns, and the hidden record id the planner counts records
+        # by (people semantics), which no analyst can name
+        assert cols == {"airline": ["entity_id", "tier", "home_airport", "miles", "_cr_rid"],
+                        "brand": ["entity_id", "segment", "spend", "_cr_rid"]}
+        with pytest.raises(PolicyRefusal) as refused:
+            cleanroom.run_query(room, "airline", "SELECT a._cr_rid, COUNT(*) FROM airline a "
+                                "JOIN brand b ON a.entity_id = b.entity_id GROUP BY 1")
+        assert refused.value.rule == "unknown_column"
         with pytest.raises(duckdb.Error):
             con.execute("SELECT * FROM read_parquet(?)",
                         [str(room.collaboration.tables["airline"].tokens)])

@@ -2,7 +2,9 @@
 
 Each command family lives in its own module and calls the library; `_group` is the one
 boundary that turns library errors into a one-line message on stderr and an exit status
-(2 usage, 1 failure, 3 policy refusal). No traceback for a user's mistake.
+(2 usage, 1 failure, 3 policy refusal, 4 not authenticated or not allowed by a server). No
+traceback for a user's mistake. The engine commands take a server URL in place of COLLAB
+(`_remote`); `_server` runs the server and talks to it (upload, policy put, console-link).
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from ._local import inspect, keys, normalize_cmd, tokenize
 from ._psi import psi
 from ._query import query
 from ._report import report
+from ._server import console_link, keys_identity, policy_put, serve, upload
 from ._walkthrough import DemoResult
 from ._walkthrough import run_demo as _run_demo
 
+keys.add_command(keys_identity)
+policy.add_command(policy_put)
 for _command in (keys, normalize_cmd, tokenize, inspect, c3r, export_hashes, psi, demo, report,
-                 policy, overlap_cmd, audit, query):
+                 policy, overlap_cmd, audit, query, serve, upload, console_link):
     main.add_command(_command)
 
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import click
 
-from cleanroom.config import Collaboration
-from cleanroom.engine import AuditLog, open_collaboration, policy_report
+from cleanroom.engine import open_collaboration, policy_report
 
 from ._output import emit_json
-from ._params import COLLAB_PATH, DimensionParam, MetricParam
+from ._params import DimensionParam, MetricParam
+from ._remote import COLLAB_OR_URL, Server, connect, local_member, server_options, verify_local_log
 
 
 @click.group("policy")
@@ -20,16 +20,23 @@ def policy() -> None:
 
 
 @policy.command("check")
-@click.argument("collab", type=COLLAB_PATH)
+@click.argument("collab", type=COLLAB_OR_URL)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
-def policy_check(collab: Path, as_json: bool) -> None:
+@server_options
+def policy_check(collab: Path | Server, as_json: bool, identity: str | None,
+                 ca_cert: str | None) -> None:
     """Validate COLLAB, its policies and token files; say what each member can learn.
 
     Fails (exit 1) with one line naming the file, key and reason if anything is invalid,
-    or saying what differs if the token files cannot be matched together.
+    or saying what differs if the token files cannot be matched together. COLLAB may be a
+    server URL (with --identity): the server checks the files it holds.
     """
-    with open_collaboration(collab) as room:
-        report = policy_report(room)
+    if isinstance(collab, Server):
+        with connect(collab, identity, ca_cert) as client:
+            report = {k: v for k, v in client.policy().items() if k != "valid"}
+    else:
+        with open_collaboration(collab) as room:
+            report = policy_report(room)
     if as_json:
         emit_json({"valid": True, **report}, sort_keys=False)
         return
@@ -57,9 +64,10 @@ def policy_check(collab: Path, as_json: bool) -> None:
 
 
 @click.command("overlap")
-@click.argument("collab", type=COLLAB_PATH)
-@click.option("--as", "as_member", required=True, metavar="MEMBER",
-              help="The member asking (must be allowed to query and receive results).")
+@click.argument("collab", type=COLLAB_OR_URL)
+@click.option("--as", "as_member", default=None, metavar="MEMBER",
+              help="The member asking (must be allowed to query and receive results); "
+                   "required with a collaboration file, optional with a server URL.")
 @click.option("--by", "by", multiple=True, type=DimensionParam(),
               help="Group the overlap by this dimension column (repeatable).")
 @click.option("--metric", "metrics", multiple=True, type=MetricParam(),
@@ -68,15 +76,21 @@ def policy_check(collab: Path, as_json: bool) -> None:
 @click.option("--memory-limit", default=None, metavar="SIZE",
               help="DuckDB memory limit, e.g. 4GB.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
-def overlap_cmd(collab: Path, as_member: str, by: tuple[str, ...], metrics: tuple[str, ...],
-                memory_limit: str | None, as_json: bool) -> None:
+@server_options
+def overlap_cmd(collab: Path | Server, as_member: str | None, by: tuple[str, ...],
+                metrics: tuple[str, ...], memory_limit: str | None, as_json: bool,
+                identity: str | None, ca_cert: str | None) -> None:
     """How the tables of COLLAB overlap: people per table, overlap, match rates, links by
     rule, and optionally the overlap by segment. Numbers standing for fewer people than the
-    policies' minimum are left out.
+    policies' minimum are left out. COLLAB may be a server URL (with --identity).
     """
-    with open_collaboration(collab, memory_limit=memory_limit) as room:
-        result = room.overlap(as_member, by=by, metrics=metrics)
-    data = result.to_dict()
+    if isinstance(collab, Server):
+        with connect(collab, identity, ca_cert) as client:
+            data = client.overlap(as_member, by=by, metrics=metrics)
+    else:
+        member = local_member(as_member)
+        with open_collaboration(collab, memory_limit=memory_limit) as room:
+            data = room.overlap(member, by=by, metrics=metrics).to_dict()
     if as_json:
         emit_json(data, sort_keys=False)
         return
@@ -108,16 +122,20 @@ def audit() -> None:
     """Show or verify the collaboration's hash-chained audit log."""
 
 
-def _log(collab: Path) -> AuditLog:
-    return AuditLog(Collaboration.audit_log_path(collab))
-
-
 @audit.command("show")
-@click.argument("collab", type=COLLAB_PATH)
+@click.argument("collab", type=COLLAB_OR_URL)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (a JSON list).")
-def audit_show(collab: Path, as_json: bool) -> None:
-    """Print every entry of the audit log of COLLAB (verifying the chain first)."""
-    entries = _log(collab).entries()
+@server_options
+def audit_show(collab: Path | Server, as_json: bool, identity: str | None,
+               ca_cert: str | None) -> None:
+    """Print every entry of the audit log of COLLAB (verifying the chain first, and the
+    operator's signatures where the collaboration has an operator). COLLAB may be a server
+    URL (with --identity)."""
+    if isinstance(collab, Server):
+        with connect(collab, identity, ca_cert) as client:
+            entries = client.audit()[0]
+    else:
+        entries = verify_local_log(collab)[0]
     if as_json:
         emit_json(entries, sort_keys=False)
         return
@@ -133,14 +151,35 @@ def audit_show(collab: Path, as_json: bool) -> None:
 
 
 @audit.command("verify")
-@click.argument("collab", type=COLLAB_PATH)
+@click.argument("collab", type=COLLAB_OR_URL)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
-def audit_verify(collab: Path, as_json: bool) -> None:
+@server_options
+def audit_verify(collab: Path | Server, as_json: bool, identity: str | None,
+                 ca_cert: str | None) -> None:
     """Check the hash chain of the audit log of COLLAB; exit 1 if an entry was edited,
-    deleted, inserted or reordered. Prints the head hash: keep it to detect truncation."""
-    res = _log(collab).verify()
+    deleted, inserted or reordered. Prints the head hash: keep it to detect truncation.
+
+    Where the collaboration has an operator (`[operator] identity`), every entry must carry
+    the operator's signature. With a server URL (and --identity) the log is fetched and
+    checked here, and against the signed heads of earlier answers kept beside your identity
+    key, so a log the operator rewrote or truncated since is detected.
+    """
+    if isinstance(collab, Server):
+        with connect(collab, identity, ca_cert) as client:
+            doc = client.audit()[1]
+        if as_json:
+            emit_json(doc, sort_keys=False)
+            return
+        kept = doc["kept_head"]
+        click.echo(f"audit log OK: {doc['entries']} entries, head {doc['head_sha256']}, "
+                   f"every entry signed by the operator (key {doc['signed_by']})"
+                   + (f"; it extends the head you kept at entry {kept}" if kept else ""))
+        return
+    _, res, signer = verify_local_log(collab)
     if as_json:
-        emit_json({"ok": True, "entries": res.entries, "head_sha256": res.head_sha256},
-                  sort_keys=False)
+        doc = {"ok": True, "entries": res.entries, "head_sha256": res.head_sha256}
+        emit_json({**doc, "signed_by": signer} if signer else doc, sort_keys=False)
     else:
-        click.echo(f"audit log OK: {res.entries} entries, head {res.head_sha256}")
+        click.echo(f"audit log OK: {res.entries} entries, head {res.head_sha256}"
+                   + (f", every entry signed by the operator (key {signer})" if signer
+                      else ""))

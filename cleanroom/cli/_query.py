@@ -11,7 +11,7 @@ import click
 from cleanroom.analyst import QueryResult, json_value, run_query, sql_from_file
 
 from ._output import emit_json, table_text
-from ._params import COLLAB_PATH
+from ._remote import COLLAB_OR_URL, Server, connect, local_member, server_options
 
 
 def _table(result: QueryResult) -> str:
@@ -21,9 +21,10 @@ def _table(result: QueryResult) -> str:
 
 
 @click.command("query")
-@click.argument("collab", type=COLLAB_PATH)
-@click.option("--as", "as_member", required=True, metavar="MEMBER",
-              help="The member running the query (must be allowed to query and receive).")
+@click.argument("collab", type=COLLAB_OR_URL)
+@click.option("--as", "as_member", default=None, metavar="MEMBER",
+              help="The member running the query (must be allowed to query and receive); "
+                   "required with a collaboration file, optional with a server URL.")
 @click.option("--sql", "sql", default=None, metavar="SQL", help="The SELECT statement to run.")
 @click.option("--sql-file", "sql_file", default=None, type=click.Path(dir_okay=False),
               help="Read the SELECT statement from this file instead.")
@@ -32,8 +33,10 @@ def _table(result: QueryResult) -> str:
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV (header row first) on stdout.")
 @click.option("--memory-limit", default=None, metavar="SIZE",
               help="DuckDB memory limit, e.g. 4GB.")
-def query(collab: Path, as_member: str, sql: str | None, sql_file: str | None, as_json: bool,
-          as_csv: bool, memory_limit: str | None) -> None:
+@server_options
+def query(collab: Path | Server, as_member: str | None, sql: str | None, sql_file: str | None,
+          as_json: bool, as_csv: bool, memory_limit: str | None, identity: str | None,
+          ca_cert: str | None) -> None:
     """Run analyst SQL on COLLAB under the data owners' policies.
 
     Each table is a view named after it with `entity_id` (join on it and count it with
@@ -44,7 +47,8 @@ def query(collab: Path, as_member: str, sql: str | None, sql_file: str | None, a
     List rule: SELECT DISTINCT list columns of the entities your table shares with the other.
 
     A refused query exits with status 3 and one line naming the rule(s); every query,
-    accepted or refused, goes into the collaboration's audit log.
+    accepted or refused, goes into the collaboration's audit log. COLLAB may be a server URL
+    (with --identity): the query runs there, under the same rules.
 
     \b
     Example:
@@ -58,7 +62,12 @@ def query(collab: Path, as_member: str, sql: str | None, sql_file: str | None, a
     if as_json and as_csv:
         raise click.UsageError("give at most one of --json and --csv")
     text = sql if sql is not None else sql_from_file(str(sql_file))
-    result = run_query(collab, as_member, text, memory_limit=memory_limit)
+    if isinstance(collab, Server):
+        with connect(collab, identity, ca_cert) as client:
+            doc = client.query(text, as_member)
+        result = QueryResult(tuple(doc["columns"]), tuple(tuple(r) for r in doc["rows"]))
+    else:
+        result = run_query(collab, local_member(as_member), text, memory_limit=memory_limit)
     if as_json:
         emit_json(result.to_dict(), sort_keys=False)
     elif as_csv:

@@ -4,6 +4,7 @@ template from."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
@@ -17,7 +18,7 @@ _STRING = re.compile(r"'(?:[^']|'')*'")
 _LONG_NUMBER = re.compile(r"\d{5,}")
 
 
-def _describe_request(request: Mapping[str, Any]) -> str:
+def describe_request(request: Mapping[str, Any]) -> str:
     """What an audit entry asked, in a few words (no values beyond column names and SQL)."""
     name = str(request.get("analysis") or request.get("kind") or "request")
     parts = [name]
@@ -67,7 +68,7 @@ def _ordered_values(rows: Sequence[Mapping[str, Any]], col: str) -> list[Any]:
 
 
 def build_report(
-    collaboration: str | os.PathLike[str],
+    collaboration: str | os.PathLike[str] | CleanRoom,
     member: str,
     *,
     by: Sequence[str] = (),
@@ -75,8 +76,12 @@ def build_report(
     values: Mapping[str, Sequence[Any]] | None = None,
     now: Any = None,
 ) -> dict[str, Any]:
-    """Run the analyses of the report as `member` (each audited) and collect the report dict."""
-    with open_collaboration(collaboration) as room:
+    """Run the analyses of the report as `member` (each audited) and collect the report dict.
+
+    `collaboration` is a collaboration file or an opened `CleanRoom` (left open).
+    """
+    with (open_collaboration(collaboration) if not isinstance(collaboration, CleanRoom)
+          else contextlib.nullcontext(collaboration)) as room:
         summary = room.overlap(member).to_dict()
         dims = list(by) or _default_dimensions(room, member)
         met = metric if metric is not None else _default_metric(room, member)
@@ -107,7 +112,7 @@ def build_report(
         checked = room.audit.verify()
         entries = [
             {"time": str(e.get("time", "")).replace("T", " ").replace("+00:00", ""),
-             "member": e.get("member", ""), "action": _describe_request(e.get("request") or {}),
+             "member": e.get("member", ""), "action": describe_request(e.get("request") or {}),
              "decision": e.get("decision", ""), "rule": e.get("rule", ""),
              "rows": e.get("rows_returned"), "suppressed": e.get("rows_suppressed")}
             for e in room.audit.entries()]

@@ -373,6 +373,15 @@ def render_report(data: Mapping[str, Any]) -> str:
     )
 
 
+def report_css() -> str:
+    """The report's style sheet (the text of its <style> element), for pages that should look
+    the same, such as the server's console."""
+    page = resources.files("cleanroom.report").joinpath("templates/report.html").read_text(
+        "utf-8")
+    start, end = page.index("<style>") + len("<style>"), page.index("</style>")
+    return page[start:end]
+
+
 def write_report(data: Mapping[str, Any], out: str | os.PathLike[str]) -> None:
     """Render the report and write it atomically to `out`."""
     write_bytes_atomic(out, render_report(data).encode("utf-8"))

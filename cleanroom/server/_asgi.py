@@ -10,11 +10,15 @@ or, per endpoint, `keyid = await authenticate(request, verifier)` with
 A refused request gets HTTP 401 and one line of JSON,
 `{"error":"not_authenticated","reason":"<reason>"}`; a body over the size cap gets 413
 `{"error":"too_large"}` before any verification.
+
+A streamed request (a file upload, chosen by the `streamed(method, path)` predicate) is checked
+before its body is read: the endpoint gets the `SignedRequest` (`request_signed`), streams the
+body to disk while hashing it, and calls `verify_sha256` before trusting a byte of it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -23,9 +27,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from protocols import NotAuthenticated
 
-from ._auth import RequestVerifier
+from ._auth import RequestVerifier, SignedRequest
 
 STATE_KEY = "keyid"
+SIGNED_KEY = "signed_request"
 DEFAULT_MAX_BODY = 1 << 20
 _NO_STORE = {"cache-control": "no-store"}
 
@@ -72,21 +77,48 @@ def request_keyid(request: Request) -> str:
     return keyid
 
 
+def request_signed(request: Request) -> SignedRequest:
+    """The verified (body not yet checked) signature of a streamed request."""
+    signed = request.scope.get("state", {}).get(SIGNED_KEY)
+    if not isinstance(signed, SignedRequest):
+        raise NotAuthenticated("missing_signature")
+    return signed
+
+
 class SignedRequestMiddleware:
     """Pure ASGI middleware: every HTTP request must be signed by a known identity.
 
     The body is read in full (at most `max_body` bytes) and checked against the signed
     Content-Digest before the app sees it; the verified key id goes to `request.state.keyid`.
-    Paths in `public_paths` (exact matches) pass unsigned, e.g. a health check.
+    Paths in `public_paths` (exact matches) or under `public_prefixes` pass unsigned, e.g. a
+    health check or the browser console (which has its own session check); requests for which
+    `streamed(method, path)` holds are checked without their body (see the module docstring).
     """
 
     def __init__(self, app: ASGIApp, verifier: RequestVerifier, *,
-                 max_body: int = DEFAULT_MAX_BODY, public_paths: Collection[str] = ()) -> None:
+                 max_body: int = DEFAULT_MAX_BODY, public_paths: Collection[str] = (),
+                 public_prefixes: Collection[str] = (),
+                 streamed: Callable[[str, str], bool] | None = None) -> None:
         self.app, self.verifier = app, verifier
         self.max_body, self.public_paths = max_body, frozenset(public_paths)
+        self.public_prefixes = tuple(public_prefixes)
+        self.streamed = streamed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") in self.public_paths:
+        path = scope.get("path", "")
+        if (scope["type"] != "http" or path in self.public_paths
+                or (self.public_prefixes and path.startswith(self.public_prefixes))):
+            await self.app(scope, receive, send)
+            return
+        if self.streamed is not None and self.streamed(scope["method"], path):
+            try:
+                signed = self.verifier.verify_headers(scope["method"], request_target(scope),
+                                                      scope.get("headers", []))
+            except NotAuthenticated as exc:
+                await not_authenticated_response(exc)(scope, receive, send)
+                return
+            state = scope.setdefault("state", {})
+            state[STATE_KEY], state[SIGNED_KEY] = signed.keyid, signed
             await self.app(scope, receive, send)
             return
         body = await self._read_body(scope, receive)

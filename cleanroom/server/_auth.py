@@ -80,14 +80,17 @@ class RequestVerifier:
 
     `keys` maps each key id (the identity fingerprint) to its Ed25519 public key. Requests older
     than `max_age` seconds, or created more than `clock_skew` seconds in the future, are
-    refused; `clock` (seconds since the epoch) can be replaced in tests. Thread-safe: the only
-    shared state is the nonce store, which locks.
+    refused; `clock` (seconds since the epoch) can be replaced in tests. Requests created
+    before `not_before` are refused as expired: a server passes its start time, so a request
+    captured before a restart (whose nonce the new process never saw) cannot be replayed after
+    it. Thread-safe: the only shared state is the nonce store, which locks.
     """
 
     def __init__(self, keys: Mapping[str, Ed25519PublicKey], *,
                  nonce_store: NonceStore | None = None, max_age: float = DEFAULT_MAX_AGE,
                  clock_skew: float = DEFAULT_CLOCK_SKEW,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, not_before: float | None = None
+                 ) -> None:
         if max_age <= 0 or clock_skew < 0:
             raise ValueError("max_age must be positive and clock_skew not negative")
         for keyid, key in keys.items():
@@ -96,6 +99,7 @@ class RequestVerifier:
         self._keys = dict(keys)
         self.nonce_store = nonce_store if nonce_store is not None else NonceStore()
         self.max_age, self.clock_skew, self.clock = float(max_age), float(clock_skew), clock
+        self.not_before = not_before
 
     def __repr__(self) -> str:
         return f"RequestVerifier(keys={len(self._keys)}, max_age={self.max_age:g})"
@@ -121,6 +125,7 @@ class RequestVerifier:
         resolver = _KeyResolver(self._keys)
         verifier = _Verifier(signature_algorithm=algorithms.ED25519, key_resolver=resolver)
         verifier.now, verifier.max_age_s, verifier.skew_s = at, self.max_age, self.clock_skew
+        verifier.not_before = self.not_before
         message = _Message(method=method, url=url, headers=_Fields(fields))
         try:
             results = verifier.verify(message, max_age=None)
@@ -179,6 +184,7 @@ class _Verifier(HTTPMessageVerifier):
     now: float
     max_age_s: float
     skew_s: float
+    not_before: float | None
 
     def validate_created_and_expires(self, sig_input: Any, max_age: Any = None) -> None:
         created, expires = sig_input.params.get("created"), sig_input.params.get("expires")
@@ -187,6 +193,8 @@ class _Verifier(HTTPMessageVerifier):
         if created > self.now + self.skew_s:
             raise _Refused("not_yet_valid")
         if self.now - created > self.max_age_s or (expires is not None and expires < self.now):
+            raise _Refused("expired")
+        if self.not_before is not None and created < self.not_before:
             raise _Refused("expired")
 
 

@@ -6,6 +6,7 @@ make an old, a future or a repeated request on purpose.
 
 from __future__ import annotations
 
+import base64
 import datetime as _dt
 import secrets
 import time
@@ -26,13 +27,21 @@ def new_nonce() -> str:
 
 
 def sign_request(request: httpx.Request, private_key: Ed25519PrivateKey, keyid: str, *,
-                 created: float | None = None, nonce: str | None = None) -> None:
+                 created: float | None = None, nonce: str | None = None,
+                 sha256: bytes | None = None) -> None:
     """Sign `request` in place: set Content-Digest of its (already read) body, Signature-Input
-    and Signature over @method, @path, @query (when there is a query) and content-digest."""
+    and Signature over @method, @path, @query (when there is a query) and content-digest.
+
+    For a streamed body (a file upload), pass the body's `sha256` instead: the body is not
+    read, and the server checks the digest once it has received the whole stream."""
     if not isinstance(private_key, Ed25519PrivateKey):
         raise TypeError("an identity private key must be an Ed25519 private key")
     for name in _SIGNED_HEADERS:
         request.headers.pop(name, None)
+    if sha256 is not None:
+        if len(sha256) != 32:
+            raise ValueError("sha256 must be the 32-byte SHA-256 digest of the body")
+        request.headers["content-digest"] = f"sha-256=:{base64.b64encode(sha256).decode()}:"
     components = ["@method", "@path"]
     if request.url.query:
         components.append("@query")
@@ -47,7 +56,8 @@ def sign_request(request: httpx.Request, private_key: Ed25519PrivateKey, keyid: 
         created=_dt.datetime.fromtimestamp(int(at), _dt.UTC),
         nonce=new_nonce() if nonce is None else nonce,
         label=SIGNATURE_LABEL, tag=SIGNATURE_TAG,
-        covered_component_ids=tuple(components), body=request.content,
+        covered_component_ids=tuple(components),
+        body=request.content if sha256 is None else None, use_existing_digest=sha256 is not None,
     )
 
 

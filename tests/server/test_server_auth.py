@@ -231,3 +231,10 @@ def test_reason_must_be_known():
     with pytest.raises(CleanroomBug):
         NotAuthenticated("something else")  # type: ignore[arg-type]
     assert NotAuthenticated("expired").exit_code == 4
+
+
+def test_requests_signed_before_not_before_are_refused():
+    # a server passes its start time: a request captured before a restart cannot be replayed
+    verifier = RequestVerifier(KEYS, not_before=T0)
+    assert reason_of(check, signed(created=T0 - 1), verifier=verifier) == "expired"
+    assert check(signed(created=T0), verifier=verifier) == ALICE_ID

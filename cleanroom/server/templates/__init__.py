@@ -1,0 +1,1 @@
+"""Package data: the web console's page template."""

@@ -109,6 +109,13 @@ def _permutation(n: int) -> np.ndarray:
     return np.random.Generator(np.random.PCG64(secrets.randbits(128))).permutation(n)
 
 
+def _int64_array(values: np.ndarray) -> pa.Array:
+    """An Arrow int64 array on a numpy array's memory (pa.array would import pandas, ~0.4 s
+    of start-up in a command that needs none of it)."""
+    values = np.ascontiguousarray(values, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
+
+
 def _write_parquet(table: pa.Table, meta: dict[str, Any], tmp: os.PathLike[str]) -> None:
     schema_meta = dict(table.schema.metadata or {})
     schema_meta[PSI_METADATA_KEY] = json.dumps(meta, sort_keys=True).encode()
@@ -120,8 +127,9 @@ def _read_psi(path: str | os.PathLike[str], stage: str) -> tuple[pa.Table, dict[
     name = os.fspath(path)
     if not os.path.exists(name):
         raise InputError("file not found", file=name)
-    try:
-        table = pq.read_table(name)
+    try:  # not pq.read_table: it imports pyarrow.dataset and pandas, ~0.4 s per process
+        with pq.ParquetFile(name) as parquet:
+            table = parquet.read()
     except (pa.ArrowInvalid, OSError):
         raise InputError("not a readable Parquet file", file=name) from None
     raw = (table.schema.metadata or {}).get(PSI_METADATA_KEY)
@@ -171,6 +179,49 @@ def _normalized(kind: str, values: pa.Array, profile: str, region: str | None
     return norm, {"valid": valid, "missing": missing, "invalid": dict(sorted(reasons.items()))}
 
 
+def _messages(values: pa.Array) -> list[bytes]:
+    """The UTF-8 bytes of each normalized value; 32 random bytes where it is missing, so the
+    other party sees a random point there."""
+    raw = pc.cast(values, pa.binary()).to_pylist()
+    if not values.null_count:
+        return raw
+    return [v if v is not None else secrets.token_bytes(32) for v in raw]
+
+
+_MAX_CHUNK_POINTS = 1 << 25  # 1 GiB of points per Arrow chunk (int32 offsets)
+
+
+def points_array(blob: bytes) -> pa.Array | pa.ChunkedArray:
+    """A binary column of the 32-byte points of a blob, built on the blob's own memory."""
+    chunks = []
+    step = _MAX_CHUNK_POINTS * POINT_BYTES
+    for start in range(0, max(len(blob), 1), step):
+        part = blob[start:start + step]
+        count = len(part) // POINT_BYTES
+        offsets = np.arange(0, count * POINT_BYTES + 1, POINT_BYTES, dtype=np.int32)
+        chunks.append(pa.Array.from_buffers(pa.binary(), count,
+                                            [None, pa.py_buffer(offsets), pa.py_buffer(part)]))
+    return chunks[0] if len(chunks) == 1 else pa.chunked_array(chunks, pa.binary())
+
+
+def points_blob(column: pa.ChunkedArray, file: str, name: str) -> bytes:
+    """The values of a binary column laid end to end; InputError unless each is 32 bytes."""
+    parts: list[bytes | pa.Buffer] = []
+    for chunk in column.chunks:
+        if not (pa.types.is_binary(chunk.type) or pa.types.is_large_binary(chunk.type)
+                or pa.types.is_fixed_size_binary(chunk.type)) or chunk.null_count:
+            raise InputError("every value must be 32 bytes", file=file, column=name)
+        chunk = chunk.cast(pa.binary())
+        if not len(chunk):
+            continue
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32, count=len(chunk) + 1,
+                                offset=chunk.offset * 4)
+        if (np.diff(offsets) != POINT_BYTES).any():
+            raise InputError("every value must be 32 bytes", file=file, column=name)
+        parts.append(chunk.buffers()[2][int(offsets[0]):int(offsets[-1])])
+    return b"".join(parts)
+
+
 def _read_input(path: str | os.PathLike[str], id_columns: list[str], attr_columns: list[str],
                 delimiter: str, encoding: str) -> pa.Table:
     source = open_input(path, delimiter=delimiter, encoding=encoding)
@@ -209,31 +260,23 @@ def psi_blind_file(
         check_identifying(table.select(list(attrs)).to_batches()[0], list(attrs),
                           region or "US", os.fspath(input_path))
     n = table.num_rows
-    perm = pa.array(_permutation(n))
-    row_ids = pa.array(_random_ids(n))
-    msgs: list[bytes] = []
-    spans, present, quality = {}, {}, {}
+    perm = _int64_array(_permutation(n))
+    row_ids = _int64_array(_random_ids(n))
+    msgs, present, quality = {}, {}, {}
     for kind, column in ids:
         norm, quality[kind] = _normalized(kind, table.column(column), profile, region)
         norm = norm.take(perm)
-        mask = pc.is_valid(norm)
-        start = len(msgs)
-        msgs.extend(v.encode("utf-8") if v is not None else secrets.token_bytes(32)
-                    for v in norm.to_pylist())
-        spans[kind], present[kind] = (start, len(msgs)), mask
-    with BlindingPool(worker_count(len(msgs) + 1, workers)) as runner:
-        canary, _ = runner.run("blind", key, psi_dst(collaboration_id, _CANARY_KIND),
-                               [CANARY_VALUE])
-        blinded: dict[str, list[bytes]] = {}
-        for kind, (lo, hi) in spans.items():
-            blinded[kind], _ = runner.run("blind", key, psi_dst(collaboration_id, kind),
-                                          msgs[lo:hi])
-    del msgs
+        present[kind] = pc.is_valid(norm)
+        msgs[kind] = _messages(norm)
+    with BlindingPool(worker_count(n * len(ids) + 1, workers)) as runner:
+        canary = runner.blind(key, psi_dst(collaboration_id, _CANARY_KIND), [CANARY_VALUE])
+        blinded = {kind: points_array(runner.blind(key, psi_dst(collaboration_id, kind),
+                                                   msgs.pop(kind)))
+                   for kind in kinds}
     common = {"version": PSI_FILE_VERSION, "protocol": PROTOCOL_PSI, "suite": SUITE_RO,
               "party": party, "collaboration_id": collaboration_id, "columns": kinds,
-              "row_count": n, "canary": canary[0].hex()}
-    round1 = pa.table({"row_id": row_ids,
-                       **{k: pa.array(blinded[k], pa.binary()) for k in kinds}})
+              "row_count": n, "canary": canary.hex()}
+    round1 = pa.table({"row_id": row_ids, **blinded})
     attr_table = pa.table({"row_id": row_ids,
                            **{a: table.column(a).take(perm) for a in attrs},
                            **{_PRESENT + k: present[k] for k in kinds}})
@@ -266,27 +309,23 @@ def psi_reblind_file(round1_path: str | os.PathLike[str], *, key: X25519PrivateK
     n = table.num_rows
     out_cols: dict[str, pa.Array] = {}
     with BlindingPool(worker_count(n * len(columns), workers)) as runner:
-        canary_out, bad = runner.run("reblind", key, b"", [canary_in])
+        canary_out, bad = runner.reblind(key, canary_in)
         if bad >= 0:
             raise InputError("the canary is not a valid curve point", file=name)
         for col in columns:
-            values = table.column(col).combine_chunks()
-            if values.null_count or pc.any(pc.not_equal(pc.binary_length(values),
-                                                        POINT_BYTES)).as_py():
-                raise InputError("every value must be 32 bytes", file=name, column=col)
-            doubled, bad = runner.run("reblind", key, b"", values.to_pylist())
+            doubled, bad = runner.reblind(key, points_blob(table.column(col), name, col))
             if bad >= 0:
                 raise InputError("not a point of the curve (refusing to blind it)",
                                  file=name, row=bad + 1, column=col)
-            out_cols[col] = pa.array(doubled, pa.binary())
+            out_cols[col] = points_array(doubled)
     if cardinality_only:
-        round2 = pa.table({c: v.take(pa.array(_permutation(n))) for c, v in out_cols.items()})
+        round2 = pa.table({c: v.take(_int64_array(_permutation(n))) for c, v in out_cols.items()})
     else:
         round2 = pa.table({"row_id": table.column("row_id"), **out_cols})
     out_meta = {k: meta[k] for k in ("version", "protocol", "suite", "party",
                                       "collaboration_id", "columns", "row_count")}
     out_meta.update(stage="round2", canary_round1=meta["canary"],
-                    canary=canary_out[0].hex(), cardinality_only=cardinality_only)
+                    canary=canary_out.hex(), cardinality_only=cardinality_only)
     with atomic_path(out) as tmp:
         _write_parquet(round2, out_meta, tmp)
     return PsiReblindResult(os.fspath(out), n, tuple(columns), cardinality_only)
@@ -334,18 +373,23 @@ def psi_finish_file(*, round2: str | os.PathLike[str], attrs: str | os.PathLike[
     n = int(at_meta["row_count"])
     attr_names = [c for c in at.column_names if c != "row_id" and not c.startswith(_PRESENT)]
     if r2_meta.get("cardinality_only"):
-        table = pa.table({"row_id": pa.array(_random_ids(n)), **{c: r2.column(c) for c in columns}})
+        table = pa.table({"row_id": _int64_array(_random_ids(n)),
+                          **{c: r2.column(c) for c in columns}})
         attr_names = []
     else:
-        joined = at.join(r2.select(["row_id", *columns]), "row_id", join_type="inner")
-        if joined.num_rows != n or r2.num_rows != n or at.num_rows != n:
+        # each attribute row's position in the round-2 file: row ids are unique on both sides
+        r2_ids, at_ids = r2.column("row_id"), at.column("row_id")
+        pos = pc.index_in(at_ids, value_set=r2_ids)
+        if (r2.num_rows != n or at.num_rows != n or pos.null_count
+                or pc.count_distinct(r2_ids).as_py() != n
+                or pc.count_distinct(at_ids).as_py() != n):
             raise ManifestMismatch("row ids differ between the round-2 and the attribute file")
-        null = pa.scalar(None, pa.binary())
+        null = pa.nulls(n, pa.binary())
         table = pa.table({
-            "row_id": joined.column("row_id"),
-            **{c: pc.if_else(joined.column(_PRESENT + c), joined.column(c), null)
+            "row_id": at_ids,
+            **{c: pc.if_else(at.column(_PRESENT + c), r2.column(c).take(pos), null)
                for c in columns},
-            **{a: joined.column(a) for a in attr_names},
+            **{a: at.column(a) for a in attr_names},
         })
     if table.num_rows != n:
         raise CleanroomBug("finished token file has the wrong row count")

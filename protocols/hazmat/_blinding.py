@@ -1,27 +1,35 @@
-"""ECDH blinding over lists of values: X25519(key, hash_to_curve(value)) and its reblinding.
+"""ECDH blinding over batches of values: X25519(key, hash_to_curve(value)) and its reblinding.
 
 The PSI recipe (`protocols.psi_blind_file` and friends) runs these under a per-collaboration,
 per-kind DST, with a canary and random stand-ins for missing values; called alone, they give
-none of that. Large lists are split into chunks run over worker processes.
+none of that.
+
+Batches travel as one bytes object of 32-byte points laid end to end (a "blob"), which is what
+a Parquet binary column holds, so a file step touches no per-value Python object beyond the
+one each primitive call needs. Large batches are split into chunks run over worker processes,
+one per core this process may run on (so a process pinned to one core runs in-line, with no
+hand-off at all).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from typing import TypeVar
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from .._errors import ConfigError
-from ._h2c import SUITE_RO, hash_to_curve_u_many, u_on_curve
+from ._h2c import SUITE_RO, first_off_curve, hash_to_curve_u_many
 
 POINT_BYTES = 32
 _DST_PREFIX = b"cleanroom-psi-v1:"
 PARALLEL_MIN_VALUES = 8_000  # below this, worker processes cost more than they save
-_CHUNK = 4_000
+_CHUNK = 8_192  # values per task handed to a worker
+_Task = TypeVar("_Task")
 
 
 def psi_dst(collaboration_id: str, kind: str) -> bytes:
@@ -37,31 +45,44 @@ def _raw(key: X25519PrivateKey) -> bytes:
                              serialization.NoEncryption())
 
 
-def _exchange(key: X25519PrivateKey, points: Sequence[bytes]) -> bytes:
-    """X25519(key, point) of every point, concatenated; ValueError on a low-order point."""
-    load, ex = X25519PublicKey.from_public_bytes, key.exchange
-    return b"".join([ex(load(p)) for p in points])
+def split_points(blob: bytes) -> list[bytes]:
+    """The 32-byte points of a blob."""
+    return [blob[i:i + POINT_BYTES] for i in range(0, len(blob), POINT_BYTES)]
 
 
-def _work(task: tuple[str, bytes, bytes, list[bytes]]) -> tuple[bytes, int]:
-    """One chunk in a worker: ("blind", key, dst, messages) or ("reblind", key, b"", points).
-    Returns the concatenated 32-byte results and the index of the first bad point (or -1)."""
-    op, raw_key, dst, items = task
-    key = X25519PrivateKey.from_private_bytes(raw_key)
-    if op == "blind":
-        return _exchange(key, hash_to_curve_u_many(items, dst, SUITE_RO)), -1
-    on_curve = u_on_curve(items)
-    if not all(on_curve):
-        return b"", on_curve.index(False)
+def blind_chunk(raw_key: bytes, dst: bytes, msgs: Sequence[bytes]) -> bytes:
+    """X25519(key, hash_to_curve_u(msg, dst)) of each message, as one blob."""
+    load = X25519PublicKey.from_public_bytes
+    ex = X25519PrivateKey.from_private_bytes(raw_key).exchange
+    return b"".join([ex(load(u)) for u in hash_to_curve_u_many(msgs, dst, SUITE_RO)])
+
+
+def reblind_chunk(raw_key: bytes, blob: bytes) -> tuple[bytes, int]:
+    """X25519(key, point) of each point of a blob, as one blob, and -1; or b"" and the index
+    of the first point that is not on the curve or of low order (nothing is blinded then)."""
+    points = split_points(blob)
+    bad = first_off_curve(points)
+    if bad >= 0:
+        return b"", bad
+    load = X25519PublicKey.from_public_bytes
+    ex = X25519PrivateKey.from_private_bytes(raw_key).exchange
     try:
-        return _exchange(key, items), -1
+        return b"".join([ex(load(p)) for p in points]), -1
     except ValueError:  # a low-order point: X25519 gives all zeros
-        for i, point in enumerate(items):
+        for i, point in enumerate(points):
             try:
-                _exchange(key, [point])
+                ex(load(point))
             except ValueError:
                 return b"", i
         raise
+
+
+def _blind_task(task: tuple[bytes, bytes, list[bytes]]) -> tuple[bytes, int]:
+    return blind_chunk(*task), -1
+
+
+def _reblind_task(task: tuple[bytes, bytes]) -> tuple[bytes, int]:
+    return reblind_chunk(*task)
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -85,30 +106,52 @@ class BlindingPool:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
 
-    def run(self, op: str, key: X25519PrivateKey, dst: bytes,
-            items: list[bytes]) -> tuple[list[bytes], int]:
-        raw = _raw(key)
-        tasks = [(op, raw, dst, items[i:i + _CHUNK]) for i in range(0, len(items), _CHUNK)]
+    def _map(self, fn: Callable[[_Task], tuple[bytes, int]],
+             tasks: list[_Task]) -> Iterator[tuple[bytes, int]]:
         if self.workers > 1 and len(tasks) > 1:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(self.workers, mp_context=_context())
-            results = self._pool.map(_work, tasks)
-        else:
-            results = map(_work, tasks)
-        out: list[bytes] = []
-        for start, (blob, bad) in zip(range(0, len(items), _CHUNK), results, strict=True):
+            return self._pool.map(fn, tasks)
+        return map(fn, tasks)
+
+    def blind(self, key: X25519PrivateKey, dst: bytes, msgs: Sequence[bytes]) -> bytes:
+        """`blind_chunk` of all messages, as one blob."""
+        raw = _raw(key)
+        if self.workers <= 1 or len(msgs) <= _CHUNK:
+            return blind_chunk(raw, dst, msgs)
+        tasks = [(raw, dst, list(msgs[i:i + _CHUNK])) for i in range(0, len(msgs), _CHUNK)]
+        return b"".join(blob for blob, _ in self._map(_blind_task, tasks))
+
+    def reblind(self, key: X25519PrivateKey, blob: bytes) -> tuple[bytes, int]:
+        """`reblind_chunk` of a whole blob: (result, -1) or (b"", index of the first bad point)."""
+        raw = _raw(key)
+        if self.workers <= 1 or len(blob) <= _CHUNK * POINT_BYTES:
+            return reblind_chunk(raw, blob)
+        step = _CHUNK * POINT_BYTES
+        tasks = [(raw, blob[i:i + step]) for i in range(0, len(blob), step)]
+        out = []
+        for start, (part, bad) in zip(range(0, len(tasks) * _CHUNK, _CHUNK),
+                                      self._map(_reblind_task, tasks), strict=True):
             if bad >= 0:
-                return out, start + bad
-            out.extend(blob[i:i + POINT_BYTES] for i in range(0, len(blob), POINT_BYTES))
-        return out, -1
+                return b"", start + bad
+            out.append(part)
+        return b"".join(out), -1
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the platform tells it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # no sched_getaffinity (macOS, Windows)
+        return os.cpu_count() or 1
 
 
 def worker_count(n: int, workers: int | None) -> int:
-    """Processes for `n` values: `workers` when given, else one per core (at most 8) for large
-    inputs and one for small ones."""
+    """Processes for `n` values: `workers` when given, else one per usable core (at most 8)
+    for large inputs and one for small ones."""
     if workers is not None:
         return max(1, workers)
-    return max(1, min(os.cpu_count() or 1, 8)) if n >= PARALLEL_MIN_VALUES else 1
+    return max(1, min(usable_cores(), 8)) if n >= PARALLEL_MIN_VALUES else 1
 
 
 def psi_blind_values(key: X25519PrivateKey, collaboration_id: str, kind: str,
@@ -116,8 +159,8 @@ def psi_blind_values(key: X25519PrivateKey, collaboration_id: str, kind: str,
     """X25519(key, hash_to_curve(value)) of each normalized value (32 bytes each)."""
     msgs = [v.encode("utf-8") for v in values]
     with BlindingPool(worker_count(len(msgs), workers)) as runner:
-        out, _ = runner.run("blind", key, psi_dst(collaboration_id, kind), msgs)
-    return out
+        blob = runner.blind(key, psi_dst(collaboration_id, kind), msgs)
+    return split_points(blob)
 
 
 def psi_reblind_values(key: X25519PrivateKey, points: Sequence[bytes], *,
@@ -127,7 +170,7 @@ def psi_reblind_values(key: X25519PrivateKey, points: Sequence[bytes], *,
     if any(len(p) != POINT_BYTES for p in items):
         raise ValueError("a blinded value is not 32 bytes")
     with BlindingPool(worker_count(len(items), workers)) as runner:
-        out, bad = runner.run("reblind", key, b"", items)
+        out, bad = runner.reblind(key, b"".join(items))
     if bad >= 0:
         raise ValueError(f"value {bad} is not a point of the curve")
-    return out
+    return split_points(out)

@@ -12,14 +12,16 @@ Two implementations that must agree exactly (tests/protocols/test_h2c.py proves 
   test vectors check;
 * the fast path (`hash_to_curve_u`, `hash_to_curve_u_many`) returns only the u-coordinate as
   the 32 little-endian bytes X25519 takes. It uses gmpy2 (GMP) because the maps need square
-  roots: a 255-bit modular exponentiation measured ~13 us with gmpy2 against ~110 us with
-  Python's pow() on the development VM, and a gmpy2 inversion ~1 us against ~15 us. It needs
-  one exponentiation per map (the square root of g(x1) also yields that of g(x2) =
-  Z*u^2*g(x1)), one inversion per map and for the addition, and clears the cofactor with three
-  x-only projective doublings and one final inversion: ~40 us per value, two thirds of it the
-  two exponentiations the RO suite's y-coordinates need (NU would need one, or none with a
-  Legendre symbol, but is not a random-oracle encoding, which the DDH-based PSI argument
-  assumes).
+  roots: a 255-bit modular exponentiation measured ~10 us with gmpy2 against ~110 us with
+  Python's pow() on the development VM, and a gmpy2 inversion ~1.5 us against ~15 us. Each
+  map is the RFC's straight-line Elligator 2 for curve25519 (appendix G.2.1): x as a fraction,
+  y affine from one exponentiation that is both the inversion and the square root (and that of
+  g(x2) = Z*u^2*g(x1) too). The two points are added with x kept as a fraction, the cofactor
+  is cleared with three x-only projective doublings, and one inversion at the end gives u:
+  ~35 us per value, most of it the two exponentiations the RO suite's y-coordinates need (NU
+  would need one, or none with a Legendre symbol, but is not a random-oracle encoding, which
+  the DDH-based PSI argument assumes). When the two maps give points with the same x
+  (probability ~2^-250), the reference path adds them.
 
 The output point lies in the prime-order subgroup of the curve (never on the twist), so
 X25519 blinding keeps it there and leaks no curve/twist bit per identifier.
@@ -161,33 +163,33 @@ def hash_to_curve(msg: bytes, dst: bytes, suite: str = SUITE_RO) -> Point:
 # ---- fast path: gmpy2, u-coordinate only -----------------------------------------------------
 
 _MP, _MA = gmpy2.mpz(P), gmpy2.mpz(A)
-_M_SQRT_M1, _M_C2, _M_E38 = gmpy2.mpz(_SQRT_M1), gmpy2.mpz(_C2), gmpy2.mpz(_E38)
+_M_SQRT_M1, _M_C2 = gmpy2.mpz(_SQRT_M1), gmpy2.mpz(_C2)
+_M_C4 = gmpy2.mpz((P - 5) // 8)
+_M_X1N, _M_JJ = gmpy2.mpz(P - A), gmpy2.mpz(A * A % P)  # -J, J^2
 _ZPAD = hashlib.sha512(bytes(_S_IN_BYTES))  # the first compression block of every b_0
 
 
-def _map_fast(u: gmpy2.mpz) -> tuple[gmpy2.mpz, gmpy2.mpz]:
-    """Elligator 2 as in `map_to_curve_elligator2`, with one exponentiation."""
+def _map_fast(u: gmpy2.mpz) -> tuple[gmpy2.mpz, gmpy2.mpz, gmpy2.mpz]:
+    """Elligator 2 as RFC 9380 G.2.1 writes it (branches where it has CMOVs): (xn, xd, y)
+    with x = xn / xd and y affine; one exponentiation, no inversion."""
     p = _MP
-    tv = (1 + 2 * u * u) % p
-    x1 = (p - _MA) if tv == 0 else (-_MA * gmpy2.invert(tv, p)) % p
-    gx1 = x1 * (x1 * (x1 + _MA) + 1) % p
-    r = gmpy2.powmod(gx1, _M_E38, p)
-    r2 = r * r % p
-    if r2 == gx1:
-        y = r
-    elif r2 == p - gx1:
-        y = r * _M_SQRT_M1 % p
-    else:  # gx1 is not a square, so g(x2) = 2*u^2*gx1 is; sqrt(g(x2)) = u*sqrt(2*gx1)
-        s = r * _M_C2 % p
-        if s * s % p != 2 * gx1 % p:
-            s = s * _M_SQRT_M1 % p
-        y = u * s % p
-        if y & 1:
-            y = p - y
-        return (p - x1 - _MA) % p, y
-    if not y & 1 and y:
-        y = p - y
-    return x1, y
+    t1 = 2 * u * u % p
+    xd = t1 + 1  # never 0: -1/2 is not a square
+    xd2 = xd * xd % p
+    gxd = xd2 * xd % p
+    gx1 = (xd2 - _M_JJ * t1) * _M_X1N % p  # g(x1) * xd^3, x1 = -J / xd
+    gxd2 = gxd * gxd % p
+    t3 = gxd2 * gxd * gx1 % p  # gx1 * gxd^3
+    y = gmpy2.powmod(gxd2 * gxd2 * t3 % p, _M_C4, p) * t3 % p  # sqrt(gx1/gxd) or * sqrt(-1)
+    r = y * y * gxd % p
+    if r == gx1 or r + gx1 == p:  # g(x1) is a square: x = x1, sgn0(y) = 1
+        if r != gx1:
+            y = y * _M_SQRT_M1 % p
+        return _M_X1N, xd, (p - y if not y & 1 and y else y)
+    y = y * u * _M_C2 % p  # g(x2) = 2 * u^2 * g(x1) is a square: x = x2, sgn0(y) = 0
+    if y * y * gxd % p != gx1 * t1 % p:
+        y = y * _M_SQRT_M1 % p
+    return _M_X1N * t1 % p, xd, (p - y if y & 1 else y)
 
 
 def _double_x(x: gmpy2.mpz, z: gmpy2.mpz) -> tuple[gmpy2.mpz, gmpy2.mpz]:
@@ -197,27 +199,20 @@ def _double_x(x: gmpy2.mpz, z: gmpy2.mpz) -> tuple[gmpy2.mpz, gmpy2.mpz]:
     return (xx - zz) ** 2 % p, 4 * xz * (xx + _MA * xz + zz) % p
 
 
-def _u_bytes(uniform: bytes, random_oracle: bool) -> bytes:
-    """From hash_to_field's uniform bytes to the cleared point's u-coordinate, 32 LE bytes."""
+def _sum_x(uniform: bytes) -> tuple[gmpy2.mpz, gmpy2.mpz] | None:
+    """x = X / Z of map(u0) + map(u1) (RO suite), or None when the two x coincide (doubling
+    or the identity, probability ~2^-250: the caller takes the reference path)."""
     p = _MP
-    if random_oracle:
-        xa, ya = _map_fast(gmpy2.mpz(int.from_bytes(uniform[:L], "big")) % p)
-        xb, yb = _map_fast(gmpy2.mpz(int.from_bytes(uniform[L:2 * L], "big")) % p)
-        if xa != xb:
-            lam = (yb - ya) * gmpy2.invert(xb - xa, p) % p
-            x, z = (lam * lam - _MA - xa - xb) % p, gmpy2.mpz(1)
-        elif ya == yb and ya:
-            x, z = _double_x(xa, gmpy2.mpz(1))
-        else:
-            x, z = xa, gmpy2.mpz(0)  # Q0 + Q1 is the identity
-    else:
-        x, _ = _map_fast(gmpy2.mpz(int.from_bytes(uniform[:L], "big")) % p)
-        z = gmpy2.mpz(1)
-    for _ in range(3):
-        x, z = _double_x(x, z)
-    if z == 0:
-        raise ValueError("hash_to_curve reached the identity point")  # probability ~2^-250
-    return int(x * gmpy2.invert(z, p) % p).to_bytes(32, "little")
+    n0, d0, y0 = _map_fast(gmpy2.mpz(int.from_bytes(uniform[:L], "big")) % p)
+    n1, d1, y1 = _map_fast(gmpy2.mpz(int.from_bytes(uniform[L:2 * L], "big")) % p)
+    dn = (n1 * d0 - n0 * d1) % p  # (x1 - x0) * d0 * d1
+    if not dn:
+        return None
+    dd = d0 * d1 % p
+    dy = y1 - y0
+    dn = dn * dn % p
+    # lambda = dy * dd / dn;  x = lambda^2 - A - x0 - x1, over the denominator dn^2 * dd
+    return (dy * dy * (dd * dd % p) * dd - dn * (_MA * dd + n0 * d1 + n1 * d0)) % p, dn * dd % p
 
 
 def hash_to_curve_u(msg: bytes, dst: bytes, suite: str = SUITE_RO) -> bytes:
@@ -238,7 +233,7 @@ def hash_to_curve_u_many(msgs: Iterable[bytes], dst: bytes,
     length = (2 if ro else 1) * L
     tail = length.to_bytes(2, "big") + b"\0" + dst_prime
     sep1, sep2 = b"\x01" + dst_prime, b"\x02" + dst_prime
-    sha512, zpad = hashlib.sha512, _ZPAD
+    sha512, zpad, p = hashlib.sha512, _ZPAD, _MP
     out = []
     for msg in msgs:
         h = zpad.copy()
@@ -249,11 +244,26 @@ def hash_to_curve_u_many(msgs: Iterable[bytes], dst: bytes,
         if ro:
             mixed = (int.from_bytes(b0, "little") ^ int.from_bytes(b1, "little")).to_bytes(
                 64, "little")
-            uniform = b1 + sha512(mixed + sep2).digest()
+            xz = _sum_x(b1 + sha512(mixed + sep2).digest())
+            if xz is None:  # Q0 and Q1 share their x: let the reference path add them
+                out.append(_reference_u(msg, dst, suite))
+                continue
+            x, z = xz
         else:
-            uniform = b1
-        out.append(_u_bytes(uniform, ro))
+            x, z, _ = _map_fast(gmpy2.mpz(int.from_bytes(b1[:L], "big")) % p)
+        for _ in range(3):  # clear the cofactor
+            x, z = _double_x(x, z)
+        if not z:
+            raise ValueError("hash_to_curve reached the identity point")  # probability ~2^-250
+        out.append(int(x * gmpy2.invert(z, p) % p).to_bytes(32, "little"))
     return out
+
+
+def _reference_u(msg: bytes, dst: bytes, suite: str) -> bytes:
+    point = hash_to_curve(msg, dst, suite)
+    if point is None:
+        raise ValueError("hash_to_curve reached the identity point")
+    return point[0].to_bytes(32, "little")
 
 
 def u_on_curve(values: Sequence[bytes]) -> list[bool]:
@@ -265,3 +275,13 @@ def u_on_curve(values: Sequence[bytes]) -> list[bool]:
         g = u * (u * (u + _MA) + 1) % p
         result.append(g == 0 or gmpy2.legendre(g, p) == 1)
     return result
+
+
+def first_off_curve(values: Sequence[bytes]) -> int:
+    """The index of the first 32-byte u-coordinate that lies on the twist, or -1 if none does."""
+    p, a, mask, legendre, mpz = _MP, _MA, (1 << 255) - 1, gmpy2.legendre, gmpy2.mpz
+    for i, v in enumerate(values):
+        u = mpz(int.from_bytes(v, "little") & mask)
+        if legendre(u * (u * (u + a) + 1) % p, p) < 0:
+            return i
+    return -1

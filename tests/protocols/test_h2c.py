@@ -58,6 +58,26 @@ def test_fast_path_equals_reference_path(suite):
     assert fast == ref
 
 
+def test_equal_x_sums_take_the_reference_path(monkeypatch):
+    # two maps of one field element give the same point: the fast sum declines to add them
+    uniform = bytes(range(48)) * 2
+    assert h2c._sum_x(uniform) is None
+    # and when it declines, the reference path gives the same bytes as the fast path would
+    msgs = [b"jane.doe@example.com", b"", b"16505551212"]
+    fast = h2c.hash_to_curve_u_many(msgs, b"dst")
+    monkeypatch.setattr(h2c, "_sum_x", lambda uniform: None)
+    assert h2c.hash_to_curve_u_many(msgs, b"dst") == fast
+
+
+def test_first_off_curve_finds_the_first_twist_point():
+    points = h2c.hash_to_curve_u_many([b"a", b"b", b"c"], b"dst")
+    twist = next(u for u in (bytes([i]) * 32 for i in range(1, 100))
+                 if not h2c.u_on_curve([u])[0])
+    assert h2c.first_off_curve(points) == -1
+    assert h2c.first_off_curve([points[0], twist, points[1], twist]) == 1
+    assert h2c.first_off_curve([]) == -1
+
+
 def test_oversize_dst_is_hashed_the_same_way_on_both_paths():
     dst = b"D" * 300
     short = hashlib.sha512(b"H2C-OVERSIZE-DST-" + dst).digest()

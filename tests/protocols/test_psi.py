@@ -18,6 +18,7 @@ import normalize
 import protocols
 from cleanroom.cli import main
 from examples.generate import generate
+from protocols import hazmat
 from protocols.hazmat import _blinding, _h2c
 
 COLLAB = "6f1c2b1e-8f7d-4c56-9a3e-2b1d0c9e7a54"
@@ -392,3 +393,77 @@ def test_the_engine_matches_psi_files_like_hmac_files(flow, tmp_path):
     hmac_overlap = _engine_overlap(tmp_path, tmp_path / "a.hmac.parquet",
                                    tmp_path / "b.hmac.parquet")
     assert psi == hmac_overlap > 20
+
+
+def _reference_blind(key, collab: str, kind: str, value: bytes) -> bytes:
+    """X25519(key, u of hash_to_curve) on the reference path: plain integers, full points."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+    x, _ = _h2c.hash_to_curve(value, hazmat.psi_dst(collab, kind))
+    return key.exchange(X25519PublicKey.from_public_bytes(x.to_bytes(32, "little")))
+
+
+def test_file_steps_equal_the_reference_path(flow):
+    """The batched file steps give, value by value, what the reference hash-to-curve and one
+    X25519 call per value give."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
+    d = flow["dir"]
+    ka, kb = (protocols.load_private_key(d / f"{w}.key") for w in ("a", "b"))
+    csv = pacsv.read_csv(flow["a_csv"], convert_options=pacsv.ConvertOptions(
+        column_types={"email": pa.string(), "member_id": pa.string()}))
+    emails = dict(zip(csv.column("member_id").to_pylist(),
+                      normalize.normalize_column("email", csv.column("email")).values.to_pylist(),
+                      strict=True))
+    attrs, r1, r2 = (pq.read_table(flow[k]) for k in ("a_attrs", "a_r1", "a_r2"))
+    member = dict(zip(attrs.column("row_id").to_pylist(), attrs.column("member_id").to_pylist(),
+                      strict=True))
+    checked = 0
+    for row_id, once, twice in zip(r1.column("row_id").to_pylist(),
+                                   r1.column("email").to_pylist(),
+                                   r2.column("email").to_pylist(), strict=True):
+        assert twice == kb.exchange(X25519PublicKey.from_public_bytes(once))
+        value = emails[member[row_id]]
+        if value is not None and checked < 60:
+            assert once == _reference_blind(ka, COLLAB, "email", value.encode())
+            checked += 1
+    assert checked == 60
+    assert r2.column("row_id").equals(r1.column("row_id"))
+
+
+def test_one_usable_core_means_no_worker_processes(monkeypatch):
+    monkeypatch.setattr(_blinding.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert _blinding.worker_count(10**6, None) == 1
+    monkeypatch.setattr(_blinding.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert _blinding.worker_count(10**6, None) == 3
+    assert _blinding.worker_count(10, None) == 1 and _blinding.worker_count(10, 4) == 4
+
+
+def test_point_columns_round_trip_and_refuse_other_shapes(tmp_path):
+    from protocols import _psi
+
+    points = [bytes([i]) * 32 for i in range(5)]
+    arr = _psi.points_array(b"".join(points))
+    assert arr.type == pa.binary() and arr.to_pylist() == points
+    assert _psi.points_array(b"").to_pylist() == []
+    sliced = pa.chunked_array([arr.slice(1, 2), arr.slice(4)])
+    assert _psi.points_blob(sliced, "f", "c") == b"".join(points[1:3] + points[4:])
+    for kind in (pa.large_binary(), pa.binary(32)):
+        assert _psi.points_blob(pa.chunked_array([arr.cast(kind)]), "f", "c") == b"".join(points)
+    for bad in (pa.array([b"x" * 31], pa.binary()), pa.array([None, points[0]], pa.binary()),
+                pa.array([1, 2], pa.int64())):
+        with pytest.raises(protocols.InputError, match="every value must be 32 bytes"):
+            _psi.points_blob(pa.chunked_array([bad]), "f", "c")
+
+
+def test_finish_refuses_round2_rows_that_are_not_the_attribute_rows(flow, tmp_path):
+    table = pq.read_table(flow["a_r2"])
+    ids = table.column("row_id").to_pylist()
+    ids[3] = ids[3] + 1 if ids[3] + 1 not in ids else ids[3] - 1
+    bad = table.set_column(0, "row_id", pa.array(ids, pa.int64()))
+    pq.write_table(bad.replace_schema_metadata(table.schema.metadata), tmp_path / "bad.r2")
+    res = _run("psi", "finish", "--round2", tmp_path / "bad.r2", "--attrs", flow["a_attrs"],
+               "--party", "airline", "--out", tmp_path / "t.parquet", ok=False)
+    assert res.exit_code == 1
+    assert "row ids differ between the round-2 and the attribute file" in res.output
+    assert not (tmp_path / "t.parquet").exists()

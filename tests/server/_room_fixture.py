@@ -101,6 +101,14 @@ def make_room(root: Path, *, uploaded: bool = True, minimum: int = 5) -> Room:
     return room
 
 
+def local_copy(room: Room, dest: Path) -> Path:
+    """A copy of the operator's folder without its audit log, for local runs to compare with
+    (a local run on the served folder itself would append unsigned entries to its log)."""
+    shutil.copytree(room.operator, dest, ignore=shutil.ignore_patterns("audit.jsonl*",
+                                                                        ".audit.jsonl*"))
+    return dest / room.collab.name
+
+
 def state_for(room: Room, **kw) -> ServerState:
     return ServerState(room.collab, load_identity_private(room.key("operator")), **kw)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from _room_fixture import make_room, served
+from _room_fixture import local_copy, make_room, served
 
 from cleanroom.engine import open_collaboration
 
@@ -26,7 +26,7 @@ def test_overlap_is_the_same_document_as_locally(room, server, tmp_path):
     with room.client("airline", url) as c:
         got = c.overlap(by=["airline.tier"], metrics=["SUM(brand.spend)"])
         assert c.member == "airline"
-    with open_collaboration(room.collab) as local:
+    with open_collaboration(local_copy(room, tmp_path / "local")) as local:
         want = local.overlap("airline", by=["airline.tier"],
                              metrics=["SUM(brand.spend)"]).to_dict()
     assert json.dumps(got) == json.dumps(want)

@@ -29,6 +29,7 @@ class PartySource:
     match_keys: Sequence[tuple[str, Sequence[tuple[str, str | None]]]] = field(default=())
     profile: str = "strict"
     region: str = "US"
+    fuzzy: bool = False
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ def entity_assignments(
             tokenize_file(src.csv, copy, party=party, secret=load_secret(src.secret),
                           identifiers=src.identifiers, match_keys=src.match_keys,
                           attributes=[src.id_column], profile=src.profile, region=src.region,
-                          allow_identifying_attr=True)
+                          allow_identifying_attr=True, fuzzy=src.fuzzy)
             cols = list(read_manifest(tokens).identifiers)
             q = [quote_ident(c, cols) for c in cols]
             part = ", ".join(q)

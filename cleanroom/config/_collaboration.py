@@ -5,7 +5,10 @@
     [auditors.NAME]   identity                       (optional section: compliance readers)
     [operator]        identity                       (optional section: who runs the server)
     [tables.NAME]     owner, tokens, policy (paths relative to this file)
-    [matching]        rules (token columns, priority order), max_records_per_token
+    [matching]        rules (token columns, priority order), max_records_per_token,
+                      method ("deterministic", the default, or "probabilistic"), threshold
+                      (probabilistic only: the match probability that links two records;
+                      there `rules` may be omitted: every shared join column is compared)
 
 An `identity` is a public identity key: the name of a `.pub` file written by
 `cleanroom keys identity` (relative to this file, inside its folder) or the one-line key
@@ -24,7 +27,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -49,8 +52,10 @@ _MEMBER = {"can_query", "can_receive_results", "identity"}
 _AUDITOR = {"identity"}
 _OPERATOR = {"identity"}
 _TABLE = {"owner", "tokens", "policy"}
-_MATCHING = {"rules", "max_records_per_token"}
+_MATCHING = {"rules", "max_records_per_token", "method", "threshold"}
 DEFAULT_MAX_RECORDS_PER_TOKEN = 5
+MATCHING_METHODS = ("deterministic", "probabilistic")
+DEFAULT_MATCH_THRESHOLD = 0.9
 
 
 @dataclass(frozen=True)
@@ -100,10 +105,28 @@ class Table:
 
 @dataclass(frozen=True)
 class Matching:
-    """How records are linked into entities."""
+    """How records are linked into entities: `deterministic` (records sharing a token of a
+    rule) or `probabilistic` (a Fellegi-Sunter model over the token columns, linking pairs
+    whose match probability reaches `threshold`; `rules`, if any, name the fields compared)."""
 
     rules: tuple[str, ...]
     max_records_per_token: int = DEFAULT_MAX_RECORDS_PER_TOKEN
+    method: Literal["deterministic", "probabilistic"] = "deterministic"
+    threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in MATCHING_METHODS:
+            raise ConfigError(f"method must be one of {', '.join(MATCHING_METHODS)}",
+                              key="matching.method")
+        if self.method == "deterministic" and (self.threshold is not None or not self.rules):
+            raise ConfigError("deterministic matching takes rules and no threshold",
+                              key="matching")
+        if self.method == "probabilistic":
+            if self.threshold is None:
+                object.__setattr__(self, "threshold", DEFAULT_MATCH_THRESHOLD)
+            elif not 0.0 < self.threshold < 1.0:
+                raise ConfigError("threshold must be between 0 and 1 (exclusive)",
+                                  key="matching.threshold")
 
 
 @dataclass(frozen=True)
@@ -176,19 +199,7 @@ class Roster:
             operator = _identity(p, o, "operator.identity")
         _distinct_identities(f, members, auditors, operator)
 
-        msec2 = _section(data["matching"], f, "matching", _MATCHING)
-        rules = msec2.get("rules")
-        if not isinstance(rules, list) or not rules or not all(
-                isinstance(r, str) and valid_name(r) for r in rules):
-            raise ConfigError("must be a non-empty list of token column names", file=f,
-                              key="matching.rules")
-        if len(set(rules)) != len(rules):
-            raise ConfigError("a rule is listed twice", file=f, key="matching.rules")
-        cap = msec2.get("max_records_per_token", DEFAULT_MAX_RECORDS_PER_TOKEN)
-        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
-            raise ConfigError(f"must be a positive integer, not {cap!r}", file=f,
-                              key="matching.max_records_per_token")
-        matching = Matching(tuple(rules), cap)
+        matching = _matching(_section(data["matching"], f, "matching", _MATCHING), f)
 
         tables: dict[str, TableEntry] = {}
         tsec = _section(data["tables"], f, "tables", None)
@@ -271,6 +282,37 @@ class Collaboration:
     def owned_by(self, member: str) -> tuple[str, ...]:
         """Names of the tables `member` owns."""
         return tuple(n for n, t in self.tables.items() if t.owner == member)
+
+
+def _matching(section: Mapping[str, Any], f: str) -> Matching:
+    """The [matching] table: method (default deterministic), rules, cap, threshold."""
+    method = section.get("method", "deterministic")
+    if method not in MATCHING_METHODS:
+        raise ConfigError(f"must be one of {', '.join(MATCHING_METHODS)}, not {method!r}",
+                          file=f, key="matching.method")
+    rules = section.get("rules", [] if method == "probabilistic" else None)
+    if not isinstance(rules, list) or not all(isinstance(r, str) and valid_name(r)
+                                              for r in rules) or (
+            method == "deterministic" and not rules):
+        raise ConfigError("must be a non-empty list of token column names", file=f,
+                          key="matching.rules")
+    if len(set(rules)) != len(rules):
+        raise ConfigError("a rule is listed twice", file=f, key="matching.rules")
+    cap = section.get("max_records_per_token", DEFAULT_MAX_RECORDS_PER_TOKEN)
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+        raise ConfigError(f"must be a positive integer, not {cap!r}", file=f,
+                          key="matching.max_records_per_token")
+    threshold = section.get("threshold")
+    if threshold is not None:
+        if method != "probabilistic":
+            raise ConfigError('applies to method = "probabilistic" only', file=f,
+                              key="matching.threshold")
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) \
+                or not 0.0 < threshold < 1.0:
+            raise ConfigError(f"must be a match probability between 0 and 1 (exclusive), "
+                              f"not {threshold!r}", file=f, key="matching.threshold")
+        threshold = float(threshold)
+    return Matching(tuple(rules), cap, method, threshold)
 
 
 def inside_folder(collab: Path, name: str, key: str) -> Path:

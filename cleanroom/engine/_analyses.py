@@ -112,12 +112,25 @@ class OverlapResult:
     threshold: int
     rows_returned: int = field(default=0, compare=False)
     rows_suppressed: int = field(default=0, compare=False)
+    matching: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document of `cleanroom overlap --json`."""
         return {"tables": self.tables, "overlap": self.overlap, "match_rate": self.match_rate,
                 "links_by_rule": self.links_by_rule, "segments": self.segments,
-                "threshold": self.threshold}
+                "threshold": self.threshold, "matching": self.matching}
+
+
+def matching_summary(collab: Collaboration, res: Resolution) -> dict[str, Any]:
+    """How records were linked: method, match-probability threshold (probabilistic only) and
+    the fields compared (deterministic: the rules); probabilistic adds the trained model's
+    match weight per field level (aggregate model parameters, no token, no count)."""
+    m = collab.matching
+    if m.method != "probabilistic":
+        return {"method": m.method, "threshold": None, "fields": list(m.rules)}
+    return {"method": m.method, "threshold": res.matching.get("threshold", m.threshold),
+            "fields": list(res.matching.get("fields", [])),
+            "weights": list(res.matching.get("weights", []))}
 
 
 def _check_request(room: Room, dims: Sequence[Dimension], metrics: Sequence[Metric]) -> None:
@@ -192,7 +205,8 @@ def overlap(
                 segments.append(row)
     result = OverlapResult(tables=tables, overlap=overlap_out, match_rate=rates,
                            links_by_rule=links, segments=segments, threshold=minimum,
-                           rows_returned=kept, rows_suppressed=suppressed)
+                           rows_returned=kept, rows_suppressed=suppressed,
+                           matching=matching_summary(room.collaboration, res))
     room.audit.record(member=as_member, request=request, decision="accepted",
                       rule="output_constraints", rows_returned=kept, rows_suppressed=suppressed)
     return result
@@ -332,7 +346,9 @@ def policy_report(room: Room) -> dict[str, Any]:
                           "owns": list(collab.owned_by(mname)), "tables": per}
     return {"collaboration": {"id": collab.id, "name": collab.name},
             "matching": {"rules": list(collab.matching.rules),
-                         "max_records_per_token": collab.matching.max_records_per_token},
+                         "max_records_per_token": collab.matching.max_records_per_token,
+                         "method": collab.matching.method,
+                         "threshold": collab.matching.threshold},
             "joint_minimum": eff.minimum, "tables": tables, "members": members}
 
 

@@ -73,12 +73,16 @@ class Resolution:
     rounds: int
     scramble: tuple[int, int, int] = field(default=(0, 1, 1), repr=False)
     from_cache: bool = field(default=False, compare=False)
+    matching: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """Statistics as plain JSON values."""
-        return {"tables": self.tables, "overlap_entities": self.overlap_entities,
-                "links_by_rule": self.links_by_rule, "ignored_tokens": self.ignored_tokens,
-                "rounds": self.rounds}
+        """Statistics as plain JSON values (`matching`: what a probabilistic model learnt)."""
+        doc = {"tables": self.tables, "overlap_entities": self.overlap_entities,
+               "links_by_rule": self.links_by_rule, "ignored_tokens": self.ignored_tokens,
+               "rounds": self.rounds}
+        if self.matching:
+            doc["matching"] = self.matching
+        return doc
 
 
 def file_sha256(path: Path) -> str:
@@ -173,7 +177,8 @@ def _load(path: Path, key: str) -> Resolution | None:
                           overlap_entities=stats["overlap_entities"],
                           links_by_rule=stats["links_by_rule"],
                           ignored_tokens=stats["ignored_tokens"], rounds=stats["rounds"],
-                          scramble=(k, c1, c2), from_cache=True)
+                          scramble=(k, c1, c2), from_cache=True,
+                          matching=stats.get("matching", {}))
     except (OSError, KeyError, ValueError, TypeError, pa.ArrowInvalid):
         return None
 

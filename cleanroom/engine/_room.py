@@ -45,6 +45,7 @@ from protocols import (
 from ._analyses import OverlapResult, overlap, policy_report
 from ._audit import AuditLog
 from ._members import not_a_member
+from ._probabilistic import probabilistic_plan, resolve_probabilistic_tables
 from ._resolve import NODE_SHIFT, Resolution, ResolveInput, resolve, scramble_sql
 from ._sql import Sql, connect, execute, quote_ident
 
@@ -94,6 +95,9 @@ def verify_tables(collab: Collaboration) -> None:
             raise ManifestMismatch(
                 f"{f} was normalized with profile {m.profile!r} but {ref.tokens.name} with "
                 f"{r.profile!r}: the same identifier would give different tokens")
+    if collab.matching.method == "probabilistic":
+        probabilistic_plan(collab)  # raises ManifestMismatch if the compared columns differ
+        return
     for rule in collab.matching.rules:
         kinds = {t.tokens.name: t.manifest.identifiers[rule].get("kinds")
                  for t in tables if rule in t.link_columns(collab.matching.rules)}
@@ -191,6 +195,12 @@ class CleanRoom:
         """Entity resolution of all tables (computed once, then read from the cache)."""
         if self._resolution is None or refresh:
             collab = self.collaboration
+            if collab.matching.method == "probabilistic":
+                self._resolution = resolve_probabilistic_tables(
+                    self.connection, probabilistic_plan(collab), collab.matching,
+                    collab.path.parent / CACHE_DIR, use_cache=not refresh,
+                    memory_limit=self.memory_limit, threads=self.threads)
+                return self._resolution
             inputs = [ResolveInput(t.name, t.tokens, t.link_columns(collab.matching.rules),
                                    t.manifest.row_count) for t in collab.tables.values()]
             self._resolution = resolve(

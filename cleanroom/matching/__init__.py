@@ -9,6 +9,8 @@
 
 from ._dedupe import DedupeOptions, DedupeResult, DedupeSummary, dedupe
 from ._probabilistic import (
+    DEFAULT_BLOCKING,
+    STRONG_IDENTIFIERS,
     FieldSpec,
     ProbabilisticOptions,
     ProbabilisticResult,
@@ -18,6 +20,8 @@ from ._probabilistic import (
 from ._splink import LevelWeight, connected_components
 
 __all__ = [
+    "DEFAULT_BLOCKING",
+    "STRONG_IDENTIFIERS",
     "DedupeOptions",
     "DedupeResult",
     "DedupeSummary",

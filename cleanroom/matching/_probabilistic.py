@@ -107,6 +107,8 @@ class ProbabilisticOptions:
     u_max_pairs: float = 5e6
     seed: int = 7
     keep_pairs_above: float = 0.5
+    memory_limit: str | None = None
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -283,7 +285,12 @@ def _train_and_score(records: pa.Table, specs: Sequence[FieldSpec], used: Sequen
     comparisons = [_comparison(s) for s in specs]
     rules: list[Any] = [block_on(*rule) for rule in blocking]
     with quiet_splink():
-        db = DuckDBAPI(duckdb.connect())
+        config: dict[str, Any] = {}
+        if opts.memory_limit:
+            config["memory_limit"] = opts.memory_limit
+        if opts.threads:
+            config["threads"] = opts.threads
+        db = DuckDBAPI(duckdb.connect(config=config))
         try:
             t = time.perf_counter()
             data = db.register(splink_input, table_name="records")

@@ -1,0 +1,342 @@
+"""Probabilistic entity resolution in the engine (`[matching] method = "probabilistic"`).
+
+What is compared: every join column of the tables' policies (or only the `rules`, if the
+collaboration names some) with, for each, its derived-form columns (`tokenize --fuzzy`) that
+every table holding the column also has. A match key (`name_dob`) is left out when all its
+kinds are compared on their own (it would count the same evidence twice), unless a rule
+names it. Columns held by one table only still count: they find that table's duplicates, and
+a pair where one side lacks the column is neutral (Splink's null level).
+
+How: the records of all token files become one table (record key = table index * 2^40 + row
+number, as in deterministic resolution; tokens compacted to 64-bit hashes), tokens of the
+strong identifiers and match keys held by more than `max_records_per_token` rows of one table
+are ignored everywhere (and counted), and `cleanroom.matching.resolve_probabilistic` trains
+a Fellegi-Sunter model (Splink, DuckDB) on them and scores the blocked pairs. Pairs at or
+above the threshold, plus every pair sharing an `external_id` token (a party's own
+resolution, from `cleanroom dedupe`: its duplicates always merge), link records into
+entities (connected components).
+
+The entity map has the deterministic format (t, rn, entity_id, n_tables, rule), so overlap,
+analyst SQL and reports read it unchanged. `rule` credits an entity that spans tables to the
+first strong identifier or match key whose token its records share across tables, else to
+`probabilistic` (linked by the combined evidence of the other fields). The model's weights
+per field level go into the resolution's `matching` statistics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from cleanroom.config import Collaboration, Matching
+from cleanroom.matching import (
+    DEFAULT_BLOCKING,
+    STRONG_IDENTIFIERS,
+    FieldSpec,
+    ProbabilisticOptions,
+    connected_components,
+    resolve_probabilistic,
+)
+from protocols import FORM_SEPARATOR, ConfigError, InputError, ManifestMismatch, atomic_path
+
+from ._resolve import (
+    MAX_TABLES,
+    NODE_SHIFT,
+    Resolution,
+    ResolveInput,
+    _load,
+    content_hashes,
+    new_scramble_key,
+    scramble_sql,
+)
+from ._sql import Sql, execute, fetch_one, quote_ident
+
+ALGORITHM = "cleanroom-resolve-probabilistic/v1"
+#: columns whose equal tokens always link (a party's own resolution of its records)
+ALWAYS_LINK = ("external_id",)
+#: the links_by_rule entry of entities linked by the model without a shared strong token
+PROBABILISTIC_RULE = "probabilistic"
+_RECORDS = "_cr_prec"
+
+
+@dataclass(frozen=True)
+class ProbabilisticPlan:
+    """What probabilistic resolution compares: the fields, and per table its token columns."""
+
+    fields: tuple[FieldSpec, ...]
+    tables: tuple[ResolveInput, ...]
+    strong: tuple[str, ...]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(c for f in self.fields for c in f.columns)
+
+    @property
+    def credits(self) -> tuple[str, ...]:
+        """The links_by_rule names, in priority order."""
+        return (*self.strong, PROBABILISTIC_RULE)
+
+
+def probabilistic_plan(collab: Collaboration) -> ProbabilisticPlan:
+    """Choose the compared fields and check that the token files agree on them (kinds, forms,
+    form rules' version, binary tokens); raise ManifestMismatch saying what differs."""
+    tables = list(collab.tables.values())
+    rules = collab.matching.rules
+    ids = {t.name: t.manifest.identifiers for t in tables}
+    compares: dict[str, list[str]] = {}
+    for t in tables:
+        for c in t.policy.join_columns:
+            if "form" not in ids[t.name].get(c, {"form": None}) and (not rules or c in rules):
+                compares.setdefault(c, []).append(t.name)
+    spec = {c: ids[names[0]][c] for c, names in compares.items()}
+    singles = {k for c, s in spec.items() if not s.get("match_key") for k in s["kinds"]}
+    for c, s in list(spec.items()):
+        if s.get("match_key") and c not in rules and set(s["kinds"]) <= singles:
+            del compares[c]
+    if not compares:
+        raise ConfigError("probabilistic matching found no join column to compare (each "
+                          "table's policy names its join columns)", file=str(collab.path),
+                          key="matching")
+    fields, strong = [], []
+    for c, names in compares.items():
+        # forms strongest first, as the tokenizer listed them (`identifiers` is sorted)
+        lists = [[f"{c}{FORM_SEPARATOR}{f}" for f in collab.tables[t].manifest.fuzzy.get(
+            "forms", {}).get(c, ()) if f"{c}{FORM_SEPARATOR}{f}" in ids[t]] for t in names]
+        forms = tuple(f for f in lists[0] if all(f in other for other in lists[1:]))
+        s = spec[c]
+        is_strong = bool(s.get("match_key")) or s["kinds"][0] in STRONG_IDENTIFIERS
+        if is_strong:
+            strong.append(c)
+        fields.append(FieldSpec(c, c, forms, term_frequency=not is_strong))
+    inputs = []
+    for t in tables:
+        cols = tuple(col for f in fields if t.name in compares[f.name] for col in f.columns)
+        inputs.append(ResolveInput(t.name, t.tokens, cols, t.manifest.row_count))
+    plan = ProbabilisticPlan(tuple(fields), tuple(inputs), tuple(strong))
+    _verify(collab, plan)
+    return plan
+
+
+def _verify(collab: Collaboration, plan: ProbabilisticPlan) -> None:
+    tables = collab.tables
+    for col in plan.columns:
+        holders = [t for t in plan.tables if col in t.columns]
+        kinds = {t.path.name: (tables[t.name].manifest.identifiers[col].get("kinds"),
+                               tables[t.name].manifest.identifiers[col].get("form"))
+                 for t in holders}
+        if len({repr(k) for k in kinds.values()}) > 1:
+            detail = "; ".join(f"{n}: {k[0]}{' ' + k[1] if k[1] else ''}"
+                               for n, k in kinds.items())
+            raise ManifestMismatch(f"token column {col!r} holds different identifiers "
+                                   f"({detail})")
+        for t in holders:
+            typ = pq.read_schema(t.path).field(col).type if col in pq.read_schema(
+                t.path).names else None
+            if typ is None or not (pa.types.is_binary(typ) or pa.types.is_fixed_size_binary(typ)
+                                   or pa.types.is_large_binary(typ)):
+                raise ManifestMismatch(f"{t.path.name}: token column {col!r} is missing or "
+                                       "not binary")
+    versions = {t.path.name: tables[t.name].manifest.fuzzy.get("version") for t in plan.tables
+                if any(f.forms and f.name in t.columns for f in plan.fields)}
+    if len(set(versions.values())) > 1:
+        detail = "; ".join(f"{n}: {v}" for n, v in versions.items())
+        raise ManifestMismatch(f"the token files derive fuzzy forms by different rules "
+                               f"(version {detail}): their forms never agree")
+
+
+def _cache_key(plan: ProbabilisticPlan, matching: Matching, cache_dir: Path) -> str:
+    hashes = content_hashes([t.path for t in plan.tables], cache_dir)
+    spec = {"algorithm": ALGORITHM, "threshold": matching.threshold,
+            "cap": matching.max_records_per_token,
+            "fields": [[f.name, list(f.columns)] for f in plan.fields],
+            "tables": [[t.name, list(t.columns), h] for t, h in
+                       zip(plan.tables, hashes, strict=True)]}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def resolve_probabilistic_tables(
+    con: duckdb.DuckDBPyConnection, plan: ProbabilisticPlan, matching: Matching,
+    cache_dir: Path, *, use_cache: bool = True, memory_limit: str | None = None,
+    threads: int | None = None,
+) -> Resolution:
+    """Probabilistic resolution of the plan's tables; the entity map is cached as Parquet in
+    `cache_dir`, keyed by the token files' content and the matching settings."""
+    key = _cache_key(plan, matching, cache_dir)
+    target = cache_dir / f"resolution-{key[:24]}.parquet"
+    if use_cache and target.exists():
+        cached = _load(target, key)
+        if cached is not None:
+            return cached
+    if len(plan.tables) > MAX_TABLES:
+        raise ConfigError(f"entity resolution handles at most {MAX_TABLES} tables")
+    t0 = time.perf_counter()
+    ignored = _records(con, plan, matching.max_records_per_token)
+    threshold = float(matching.threshold or 0.9)
+    blocking = tuple(dict.fromkeys([(c,) for c in plan.strong] + list(DEFAULT_BLOCKING)))
+    options = ProbabilisticOptions(threshold=threshold, blocking=blocking,
+                                   memory_limit=memory_limit, threads=threads)
+    result = resolve_probabilistic(con, _RECORDS, key="record_key", source="source",
+                                   fields=plan.fields, options=options)
+    nodes = pc.cast(result.clusters.column("key"), pa.int64()).to_numpy()
+    prob = result.pairs.column("match_probability").to_numpy(zero_copy_only=False)
+    keep = prob >= threshold
+    left = [result.pairs.column("left_id").to_numpy(zero_copy_only=False)[keep]]
+    right = [result.pairs.column("right_id").to_numpy(zero_copy_only=False)[keep]]
+    order = np.argsort(nodes)
+    for col in ALWAYS_LINK:
+        if col in plan.columns:
+            a, b = _always_edges(con, col)
+            left.append(order[np.searchsorted(nodes[order], a)])
+            right.append(order[np.searchsorted(nodes[order], b)])
+    labels = connected_components(len(nodes), np.concatenate(left), np.concatenate(right))
+    res = _entity_map(con, plan, nodes, labels, key, target, ignored)
+    stats = dict(result.to_dict())
+    matching_doc = {
+        "method": "probabilistic", "threshold": threshold,
+        "fields": [f.name for f in plan.fields],
+        "compared": {f.name: list(f.columns) for f in plan.fields},
+        "weights": stats["weights"],
+        "probability_two_random_records_match": stats["probability_two_random_records_match"],
+        "always_link": [c for c in ALWAYS_LINK if c in plan.columns],
+        "timings": {**stats["timings"], "total": time.perf_counter() - t0},
+    }
+    res = Resolution(path=res.path, cache_key=key, tables=res.tables,
+                     overlap_entities=res.overlap_entities, links_by_rule=res.links_by_rule,
+                     ignored_tokens=res.ignored_tokens, rounds=0, scramble=res.scramble,
+                     matching=matching_doc)
+    _write(con, res, target)
+    return res
+
+
+def _records(con: duckdb.DuckDBPyConnection, plan: ProbabilisticPlan,
+             cap: int) -> dict[str, dict[str, int]]:
+    """The records table: key, source, one 64-bit hash per token column (null where the
+    table lacks it); tokens of strong columns held by more than `cap` rows of one table
+    nulled everywhere. Returns the ignored tokens and records per strong column."""
+    cols = plan.columns
+    parts, params = [], []
+    for i, t in enumerate(plan.tables):
+        sel = ", ".join(_hashed(quote_ident(c, t.columns)) if c in t.columns
+                        else "CAST(NULL AS UBIGINT)" for c in cols)
+        parts.append(f"SELECT (CAST({i} AS BIGINT) << {NODE_SHIFT}) + file_row_number, "
+                     f"CAST({i} AS UTINYINT), {sel} FROM read_parquet(?, file_row_number = true)")
+        params.append(os.fspath(t.path))
+    names = ", ".join(["record_key", "source", *(quote_ident(c, cols) for c in cols)])
+    execute(con, f"DROP TABLE IF EXISTS {_RECORDS}")
+    execute(con, Sql(f"CREATE TEMP TABLE {_RECORDS} ({names}) AS "
+                     + " UNION ALL ".join(parts), tuple(params)))
+    ignored = {}
+    for c in plan.strong:
+        q = quote_ident(c, cols)
+        execute(con, "DROP TABLE IF EXISTS _cr_pbig")
+        execute(con, Sql(f"CREATE TEMP TABLE _cr_pbig AS SELECT DISTINCT {q} AS v FROM "
+                         f"{_RECORDS} WHERE {q} IS NOT NULL GROUP BY source, {q} "
+                         "HAVING count(*) > ?", (cap,)))
+        tokens, records = fetch_one(con, f"SELECT (SELECT count(*) FROM _cr_pbig), count(*) "
+                                         f"FROM {_RECORDS} WHERE {q} IN (SELECT v FROM "
+                                         "_cr_pbig)")
+        if tokens:
+            execute(con, f"UPDATE {_RECORDS} SET {q} = NULL WHERE {q} IN "
+                         "(SELECT v FROM _cr_pbig)")
+        ignored[c] = {"tokens": int(tokens), "records": int(records)}
+        execute(con, "DROP TABLE _cr_pbig")
+    return ignored
+
+
+def _hashed(column: str) -> str:
+    """SQL: the 64-bit hash of a token, null kept null (DuckDB's hash(NULL) is a value)."""
+    return f"CASE WHEN {column} IS NULL THEN NULL ELSE hash({column}) END"
+
+
+def _always_edges(con: duckdb.DuckDBPyConnection, col: str) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b) record keys of a star per shared token of `col`: its smallest record to each."""
+    q = quote_ident(col, (col,))
+    got = execute(con, f"SELECT a, record_key FROM (SELECT record_key, min(record_key) OVER "
+                       f"(PARTITION BY {q}) AS a FROM {_RECORDS} WHERE {q} IS NOT NULL) "
+                       "WHERE a <> record_key").fetchnumpy()
+    return (np.asarray(got["a"], np.int64), np.asarray(got["record_key"], np.int64))
+
+
+def _entity_map(con: duckdb.DuckDBPyConnection, plan: ProbabilisticPlan, nodes: np.ndarray,
+                labels: np.ndarray, key: str, target: Path,
+                ignored: dict[str, dict[str, int]]) -> Resolution:
+    """The entity map of linked records (`_cr_ent`) and its statistics."""
+    n = len(plan.tables)
+    size = np.bincount(labels, minlength=len(nodes))
+    linked = size[labels] > 1
+    node, lab = nodes[linked], nodes[labels[linked]]
+    table = (node >> NODE_SHIFT).astype(np.int64)
+    n_tables = np.zeros(0, np.int64)
+    if len(node):
+        comp, spread = np.unique(np.unique(np.stack([lab, table]), axis=1)[0],
+                                 return_counts=True)
+        n_tables = spread[np.searchsorted(comp, lab)]
+    con.register("_cr_pm", pa.table({"node": node, "lab": lab, "n_tables": n_tables}))
+    try:
+        execute(con, "DROP TABLE IF EXISTS _cr_pcredit")
+        execute(con, "CREATE TEMP TABLE _cr_pcredit (lab BIGINT, r UTINYINT)")
+        cols = plan.columns
+        for r, c in enumerate(plan.strong):
+            q = quote_ident(c, cols)
+            execute(con, Sql(
+                f"INSERT INTO _cr_pcredit SELECT DISTINCT lab, CAST(? AS UTINYINT) FROM "
+                f"(SELECT m.lab, r.{q} FROM _cr_pm m JOIN {_RECORDS} r ON r.record_key = m.node "
+                f"WHERE m.n_tables > 1 AND r.{q} IS NOT NULL GROUP BY ALL "
+                "HAVING count(DISTINCT r.source) > 1)", (r,)))
+        scramble = new_scramble_key()
+        fallback = len(plan.strong)
+        execute(con, "DROP TABLE IF EXISTS _cr_ent")
+        execute(con, Sql(
+            f"CREATE TEMP TABLE _cr_ent AS SELECT CAST(m.node >> {NODE_SHIFT} AS UTINYINT) "
+            f"AS t, m.node & {(1 << NODE_SHIFT) - 1} AS rn, "
+            f"{scramble_sql('m.lab', scramble)} AS entity_id, "
+            "CAST(m.n_tables AS UTINYINT) AS n_tables, "
+            "CAST(CASE WHEN m.n_tables > 1 THEN coalesce(c.r, ?) END AS UTINYINT) AS rule "
+            "FROM _cr_pm m LEFT JOIN (SELECT lab, min(r) AS r FROM _cr_pcredit GROUP BY lab) c "
+            "USING (lab)", (fallback,)))
+        execute(con, "DROP TABLE _cr_pcredit")
+    finally:
+        con.unregister("_cr_pm")
+    execute(con, f"DROP TABLE {_RECORDS}")
+    linked_rows = dict(execute(con, "SELECT t, count(*) FROM _cr_ent GROUP BY ALL").fetchall())
+    per = ", ".join(f"count(DISTINCT entity_id) FILTER (WHERE t = {i})" for i in range(n))
+    ents = fetch_one(con, f"SELECT {per} FROM _cr_ent")
+    tstats = {t.name: {"rows": t.rows, "entities": t.rows - int(linked_rows.get(i, 0))
+                       + int(ents[i] or 0)} for i, t in enumerate(plan.tables)}
+    by_rule = dict(execute(con, Sql("SELECT rule, count(DISTINCT entity_id) FROM _cr_ent "
+                                    "WHERE n_tables = ? GROUP BY rule", (n,))).fetchall())
+    credits = plan.credits
+    links = {name: int(by_rule.get(i, 0)) for i, name in enumerate(credits)}
+    overlap = fetch_one(con, Sql("SELECT count(DISTINCT entity_id) FROM _cr_ent "
+                                 "WHERE n_tables = ?", (n,)))[0]
+    return Resolution(path=target, cache_key=key, tables=tstats, overlap_entities=int(overlap),
+                      links_by_rule=links, ignored_tokens=ignored, rounds=0, scramble=scramble)
+
+
+def _write(con: duckdb.DuckDBPyConnection, res: Resolution, target: Path) -> None:
+    """Write `_cr_ent` with the statistics in its metadata, atomically; drop older maps."""
+    meta = json.dumps({"cache_key": res.cache_key, **res.to_dict(),
+                       "scramble": list(res.scramble)})
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic_path(target, 0o600) as tmp:
+            execute(con, Sql("COPY _cr_ent TO ? (FORMAT parquet, COMPRESSION zstd, "
+                             "KV_METADATA {cleanroom_resolution: ?})", (os.fspath(tmp), meta)))
+    except OSError as exc:
+        raise InputError(f"cannot write the entity map ({exc.strerror})",
+                         file=os.fspath(target)) from None
+    for old in target.parent.glob("resolution-*.parquet"):
+        if old != target:
+            old.unlink(missing_ok=True)
+    execute(con, "DROP TABLE _cr_ent")
+

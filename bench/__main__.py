@@ -12,7 +12,7 @@ import argparse
 import subprocess
 import sys
 
-BENCHES = ("normalize", "tokenize", "engine", "query", "psi", "platform_export", "c3r")
+BENCHES = ("normalize", "tokenize", "engine", "query", "psi", "platform_export", "c3r", "serve")
 
 
 def main(argv: list[str]) -> int:

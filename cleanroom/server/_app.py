@@ -234,7 +234,7 @@ class App:
         member = await self._member(request, "overlap", as_member)
 
         def run() -> dict[str, Any]:
-            with self.state.room() as room:
+            with self.state.room(light=not by and not metrics) as room:
                 return room.overlap(member, by=by, metrics=metrics).to_dict()
         return await run_in_threadpool(run)
 

@@ -6,16 +6,19 @@
 
 Queries run concurrently: each takes a read lock and a `CleanRoom` of its own from a small
 pool (DuckDB connections are not shared between threads), all sharing the resolution cached
-on disk. An upload or a policy change takes the write lock for its final rename only, then
-starts a new generation: rooms opened before it are closed, never reused, so no query mixes
-an old entity map with a new file. Audit appends are serialized by the log's own file lock,
-and each is signed with the operator's key.
+on disk. `workers` rooms at most do heavy work (segments, SQL) at a time; light requests (the
+overlap without segments, answered from the cached resolution) have slots of their own, so
+they never queue behind a long query. An upload or a policy change takes the write lock for
+its final rename only, then starts a new generation: rooms opened before it are closed, never
+reused, so no query mixes an old entity map with a new file. Audit appends are serialized by
+the log's own file lock, and each is signed with the operator's key.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -161,6 +164,9 @@ class ServerState:
         self._pool_lock = threading.Lock()
         self._resolve_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.workers)
+        self._light_slots = threading.BoundedSemaphore(self.workers)
+        cpus = os.cpu_count() or 1
+        self.threads = max(1, cpus // self.workers)  # DuckDB threads per room
         self._generation = 0
         self._idle: list[CleanRoom] = []
 
@@ -222,9 +228,9 @@ class ServerState:
                 if not t.tokens.is_file() or not t.policy_path.is_file()]
 
     @contextlib.contextmanager
-    def room(self) -> Iterator[CleanRoom]:
+    def room(self, *, light: bool = False) -> Iterator[CleanRoom]:
         """A room of the current files for one request (read lock held throughout)."""
-        with self._slots, self._lock.read():
+        with self._light_slots if light else self._slots, self._lock.read():
             with self._pool_lock:
                 generation = self._generation
                 room = self._idle.pop() if self._idle else None
@@ -235,7 +241,7 @@ class ServerState:
             finally:
                 keep = False
                 with self._pool_lock:
-                    if generation == self._generation and len(self._idle) < self.workers:
+                    if generation == self._generation and len(self._idle) < 2 * self.workers:
                         self._idle.append(room)
                         keep = True
                 if not keep:
@@ -248,7 +254,8 @@ class ServerState:
             raise ServerError(f"not ready: table {what} has no token file or policy yet "
                               "(its owner sends them with `cleanroom upload` and "
                               "`cleanroom policy put`)")
-        room = open_collaboration(self.path, memory_limit=self.memory_limit)
+        room = open_collaboration(self.path, memory_limit=self.memory_limit,
+                                  threads=self.threads)
         try:
             room.audit = self.audit
             with self._resolve_lock:  # one thread resolves; the others read its cache

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp
 @contextlib.contextmanager
 def serve_in_thread(app: ASGIApp, *, start_timeout: float = 5.0) -> Iterator[str]:
     """Run `app` on 127.0.0.1 (a port the OS picks) and yield its base URL; always stop it."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

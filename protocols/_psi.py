@@ -116,10 +116,14 @@ def _int64_array(values: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
 
 
-def _write_parquet(table: pa.Table, meta: dict[str, Any], tmp: os.PathLike[str]) -> None:
+def _write_parquet(table: pa.Table, meta: dict[str, Any], tmp: os.PathLike[str],
+                   dictionary: bool = True) -> None:
+    """Write a PSI file; `dictionary=False` for random values (points, row ids), where
+    dictionary encoding only costs time, writing and reading."""
     schema_meta = dict(table.schema.metadata or {})
     schema_meta[PSI_METADATA_KEY] = json.dumps(meta, sort_keys=True).encode()
-    pq.write_table(table.replace_schema_metadata(schema_meta), tmp, compression="zstd")
+    pq.write_table(table.replace_schema_metadata(schema_meta), tmp, compression="zstd",
+                   use_dictionary=dictionary)
 
 
 def _read_psi(path: str | os.PathLike[str], stage: str) -> tuple[pa.Table, dict[str, Any]]:
@@ -285,7 +289,7 @@ def psi_blind_file(
                   "identifiers": {k: {"kinds": [k], "match_key": False} for k in kinds},
                   "library_versions": _library_versions()}
     with atomic_path(out_round1) as tmp1, atomic_path(out_attrs) as tmp2:
-        _write_parquet(round1, {**common, "stage": "round1"}, tmp1)
+        _write_parquet(round1, {**common, "stage": "round1"}, tmp1, dictionary=False)
         _write_parquet(attr_table, attrs_meta, tmp2)
     return PsiBlindResult(os.fspath(out_round1), os.fspath(out_attrs), n, quality)
 
@@ -327,7 +331,7 @@ def psi_reblind_file(round1_path: str | os.PathLike[str], *, key: X25519PrivateK
     out_meta.update(stage="round2", canary_round1=meta["canary"],
                     canary=canary_out.hex(), cardinality_only=cardinality_only)
     with atomic_path(out) as tmp:
-        _write_parquet(round2, out_meta, tmp)
+        _write_parquet(round2, out_meta, tmp, dictionary=False)
     return PsiReblindResult(os.fspath(out), n, tuple(columns), cardinality_only)
 
 

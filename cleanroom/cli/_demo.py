@@ -6,6 +6,7 @@ import importlib.util
 
 import click
 
+from ._demo_server import run_server_demo
 from ._output import emit_json
 from ._walkthrough import DEFAULT_OUT, DEFAULT_ROWS, DEFAULT_SEED, run_demo
 
@@ -20,10 +21,14 @@ from ._walkthrough import DEFAULT_OUT, DEFAULT_ROWS, DEFAULT_SEED, run_demo
               help="Seed of the synthetic data: the same seed gives the same people.")
 @click.option("--psi", is_flag=True, help="Also match the parties by ECDH private set "
               "intersection (no shared secret); slower.")
+@click.option("--server", "server", is_flag=True,
+              help="Run the collaboration through a clean-room server on loopback, with one "
+              "folder per party (airline/, brand/, operator/) so no file reaches a folder it "
+              "should not.")
 @click.option("--json", "as_json", is_flag=True,
               help="After the walk-through, print the headline numbers and the ground-truth "
               "score as one JSON line.")
-def demo(rows: int, out_dir: str, seed: int, psi: bool, as_json: bool) -> None:
+def demo(rows: int, out_dir: str, seed: int, psi: bool, server: bool, as_json: bool) -> None:
     """Walk through a whole collaboration on synthetic airline x brand data.
 
     Generates both parties' extracts (with realistic mess and a ground truth), agrees a secret
@@ -37,7 +42,12 @@ def demo(rows: int, out_dir: str, seed: int, psi: bool, as_json: bool) -> None:
                                    "pip install 'cleanroom[demo]'")
     root = click.get_current_context().find_root().command
     assert isinstance(root, click.Group)
-    result = run_demo(out_dir, rows=rows, seed=seed, psi=psi, group=root)
+    if server:
+        if psi:
+            raise click.UsageError("--psi and --server cannot be combined")
+        result = run_server_demo(out_dir, rows=rows, seed=seed, group=root)
+    else:
+        result = run_demo(out_dir, rows=rows, seed=seed, psi=psi, group=root)
     if as_json:
         emit_json({
             "steps": list(result.steps), "stopped_at": result.stopped_at,

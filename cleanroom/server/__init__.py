@@ -39,7 +39,7 @@ from ._console import COOKIE, LINK_TTL, SESSION_TTL
 from ._nonces import NonceStore
 from ._receipts import Receipt, Receipts, receipts_path
 from ._remote import ServerClient, check_url
-from ._serve import DEFAULT_HOST, DEFAULT_PORT, is_loopback, run_server, server_url
+from ._serve import DEFAULT_HOST, DEFAULT_PORT, is_loopback, run_server, server_url, serving
 from ._signing import HEAD_DOMAIN, sign_head, verify_head
 from ._state import DEFAULT_WORKERS, Principal, ServerState, SignedHead
 from ._storage import DEFAULT_MAX_UPLOAD, STATE_DIR, UPLOAD_PREFIX, remove_stale_uploads
@@ -88,6 +88,7 @@ __all__ = [
     "request_target",
     "run_server",
     "server_url",
+    "serving",
     "sign_head",
     "sign_request",
     "verify_head",

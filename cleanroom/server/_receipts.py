@@ -99,14 +99,12 @@ class Receipts:
             write_bytes_atomic(self.path, (json.dumps(doc, indent=2) + "\n").encode(),
                                mode=0o600)
 
-    def check_log(self, collaboration_id: str, entries: list[dict[str, Any]]) -> Receipt | None:
-        """Check a whole (already verified) log against the kept head; return that head."""
-        kept = self.get(collaboration_id)
-        if kept is None or kept.count == 0:
-            return kept
+    def check_log(self, kept: Receipt, entries: list[dict[str, Any]]) -> None:
+        """Check a whole (already verified) log against a kept head: it must extend it."""
+        if kept.count == 0:
+            return
         if len(entries) < kept.count or entries[kept.count - 1].get("sha256") != kept.head:
             raise AuditError(_broken(kept, len(entries), self.path))
-        return kept
 
 
 def _broken(kept: Receipt, count: int, path: Path) -> str:

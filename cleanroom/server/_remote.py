@@ -214,8 +214,11 @@ class ServerClient:
 
     def audit(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """The audit log, verified here: the hash chain, the operator's signature of every
-        entry, and the heads this member kept. Returns the entries and a summary."""
+        entry, and the head this member kept from earlier answers (the log must extend it).
+        Returns the entries and a summary."""
         hello = self.hello()
+        cid = hello["collaboration"]["id"]
+        kept = self.receipts.get(cid) if self.receipts is not None else None
         doc = self._call("GET", "/v1/audit")
         entries = doc.get("entries") if isinstance(doc, dict) else None
         if not isinstance(entries, list):
@@ -224,9 +227,8 @@ class ServerClient:
         assert operator is not None
         result = verify_entries(entries, name="the server's audit log",
                                 check=lambda h, n, s: verify_head(operator, h, n, s))
-        kept = None
-        if self.receipts is not None:
-            kept = self.receipts.check_log(hello["collaboration"]["id"], entries)
+        if self.receipts is not None and kept is not None:
+            self.receipts.check_log(kept, entries)
         return entries, {"ok": True, "entries": result.entries,
                          "head_sha256": result.head_sha256,
                          "signed_by": identity_fingerprint(operator),

@@ -14,7 +14,8 @@ import ipaddress
 import signal
 import socket
 import threading
-from collections.abc import Callable, Generator
+import time
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -129,3 +130,31 @@ def run_server(app: ASGIApp, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PO
     finally:
         sock.close()
     return server.signalled
+
+
+@contextlib.contextmanager
+def serving(app: ASGIApp, *, host: str = DEFAULT_HOST, port: int = 0,
+            start_timeout: float = 30.0) -> Iterator[str]:
+    """Serve `app` on a loopback address from a background thread (the demo, tests); yield
+    its URL once it accepts connections; stop it (gracefully) on exit."""
+    if not is_loopback(host):
+        raise ConfigError("a background server only listens on a loopback address")
+    sock = bind(host, port)
+    url = server_url(host, sock.getsockname()[1], tls=False)
+    ready = threading.Event()
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                            server_header=False, proxy_headers=False,
+                            timeout_graceful_shutdown=5)
+    server = _Server(config, ready.set)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + start_timeout
+        while not ready.wait(0.05):
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise ConfigError("the background server did not start")
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()

@@ -6,7 +6,8 @@ The public API: open a collaboration and ask it questions under its owners' poli
     room.overlap("airline", by=["airline.tier"])
     cleanroom.run_query(room, "airline", "SELECT ...")
 
-Parts: `config` (collaboration and policy files), `engine` (the room), `analyst` (analyst
+Parts: `config` (collaboration and policy files), `engine` (the room), `matching`
+(probabilistic resolution, and `dedupe_file` for a party's own extract), `analyst` (analyst
 SQL), `report` (figures and HTML), `cli` (the `cleanroom` command).
 """
 
@@ -46,6 +47,7 @@ from .engine import (
     policy_report,
     verify_tables,
 )
+from .matching import DedupeReport, dedupe_file
 from .report import build_report, render_report, write_report
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "Collaboration",
     "ConfigError",
     "DecryptionError",
+    "DedupeReport",
     "Dimension",
     "EffectivePolicy",
     "InputError",
@@ -78,6 +81,7 @@ __all__ = [
     "VerifyResult",
     "build_report",
     "check_sql",
+    "dedupe_file",
     "open_collaboration",
     "overlap",
     "policy_report",

@@ -4,10 +4,13 @@
         Fellegi-Sunter over exact and fuzzy-form token columns (Splink, DuckDB), within and
         across sources; clusters, the model's weights per field level, re-clustering.
     dedupe(columns, options=) -> DedupeResult
-        one party's own file, in the clear: a person_id per row and a summary.
+        one party's own records, in the clear: a person_id per row and a summary.
+    dedupe_file(input, output, identifiers=, threshold=) -> DedupeReport
+        the same on a CSV or Parquet extract (normalized first), written back with person_id.
 """
 
 from ._dedupe import DedupeOptions, DedupeResult, DedupeSummary, dedupe
+from ._dedupe_file import PERSON_COLUMN, DedupeReport, dedupe_file
 from ._probabilistic import (
     DEFAULT_BLOCKING,
     STRONG_IDENTIFIERS,
@@ -21,16 +24,19 @@ from ._splink import LevelWeight, connected_components
 
 __all__ = [
     "DEFAULT_BLOCKING",
-    "STRONG_IDENTIFIERS",
     "DedupeOptions",
+    "DedupeReport",
     "DedupeResult",
     "DedupeSummary",
     "FieldSpec",
     "LevelWeight",
+    "PERSON_COLUMN",
     "ProbabilisticOptions",
     "ProbabilisticResult",
+    "STRONG_IDENTIFIERS",
     "connected_components",
     "dedupe",
+    "dedupe_file",
     "fields_from_columns",
     "resolve_probabilistic",
 ]

@@ -56,8 +56,11 @@ DEDUPE_BLOCKING: tuple[tuple[str, ...], ...] = (
     ("substr(last_name, 1, 3)", "substr(dob, 6, 5)"),
     ("substr(first_name, 1, 3)", "substr(postal_code, 1, 3)", "substr(street, 1, 3)"),
 )
+#: EM sessions, in order, until every field is estimated in one: blocked on the most specific
+#: fields first (pairs sharing a name are often different people, which skews m estimated
+#: there: on the demo brand, pairwise precision 0.69 with names first, 0.85 like this)
 DEDUPE_TRAINING: tuple[tuple[str, ...], ...] = (
-    ("first_name", "last_name"), ("dob",), ("postal_code",), ("email",), ("phone",),
+    ("dob",), ("postal_code",), ("first_name", "last_name"), ("email",), ("phone",),
 )
 DEDUPE_DETERMINISTIC: tuple[tuple[str, ...], ...] = (
     ("first_name", "last_name", "dob"), ("email",), ("phone",),

@@ -38,9 +38,14 @@ def _file(n: int = 300, dups: int = 60, seed: int = 5) -> tuple[dict[str, list],
     return cols, [row["person"] for row in rows]
 
 
-def test_dedupe_merges_duplicates() -> None:
+@pytest.fixture(scope="module")
+def deduped():
     cols, persons = _file()
-    result = dedupe(cols)
+    return dedupe(cols), persons
+
+
+def test_dedupe_merges_duplicates(deduped) -> None:
+    result, persons = deduped
     pid = result.person_id.to_pylist()
     assert len(pid) == len(persons)
     by_person: dict[int, set[int]] = {}
@@ -59,13 +64,14 @@ def test_dedupe_merges_duplicates() -> None:
     assert s.to_dict()["share_merged"] == pytest.approx(s.duplicate_rows / 360)
 
 
-def test_person_id_is_the_smallest_row_of_its_cluster() -> None:
-    cols, _ = _file()
-    result = dedupe(cols, options=DedupeOptions(threshold=0.95))
-    pid = result.person_id.to_pylist()
-    for row, p in enumerate(pid):
-        assert p <= row and pid[p] == p
-    assert result.person_ids_at(0.95).to_pylist() == pid
+def test_person_id_is_the_smallest_row_of_its_cluster(deduped) -> None:
+    result, _ = deduped
+    for pid in (result.person_id.to_pylist(), result.person_ids_at(0.95).to_pylist()):
+        for row, p in enumerate(pid):
+            assert p <= row and pid[p] == p
+    assert len(set(result.person_ids_at(0.95).to_pylist())) >= result.summary.people
+    with pytest.raises(ConfigError):
+        DedupeOptions(threshold=0.3, keep_pairs_above=0.5)
 
 
 def test_meta_dates_and_arrow_input() -> None:

@@ -38,7 +38,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -302,6 +302,8 @@ class App:
                     upload.write(chunk)
             except TooLarge:
                 raise BadRequest("too_large", 413, "too_large") from None
+            except ClientDisconnect:
+                raise BadRequest("the upload was cut off before its end") from None
             digest = await run_in_threadpool(upload.finish)
             signed.verify_sha256(digest)
             info = {"analysis": "upload", "table": table, "sha256": digest.hex(),

@@ -144,3 +144,31 @@ def test_serve_prints_its_url_and_stops_gracefully(tmp_path, signal_name):
         assert httpx.get(f"{server.url}/health", timeout=10).json() == {"ok": True}
         assert server.stop(getattr(signal, signal_name)) == 0
         assert "cleanroom: stopped" in server.proc.stderr.read()
+
+
+def test_an_upload_cut_off_by_the_client_leaves_nothing_behind(tmp_path):
+    import socket
+
+    room = make_room(tmp_path)
+    before = (room.operator / "brand.tokens.parquet").read_bytes()
+    key = load_identity_private(room.key("brand"))
+    data = room.tokens("brand").read_bytes()
+    with served(room) as (url, state):
+        request = httpx.Request("PUT", f"{url}/v1/tables/brand/tokens", content=data)
+        sign_request(request, key, identity_fingerprint(key.public_key()))
+        head = f"PUT /v1/tables/brand/tokens HTTP/1.1\r\nhost: {request.url.netloc.decode()}\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in request.headers.items() if k != "host")
+        host, port = request.url.host, request.url.port
+        with socket.create_connection((host, port), timeout=10) as s:
+            s.sendall(head.encode() + b"\r\n" + data[:100])
+            deadline = time.monotonic() + 10
+            while not list(room.operator.glob(".cleanroom-upload-brand-*")):
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+        deadline = time.monotonic() + 10
+        while list(room.operator.glob(".cleanroom-upload-brand-*")):
+            assert time.monotonic() < deadline, "the cut-off upload was not removed"
+            time.sleep(0.02)
+        with room.client("airline", url) as c:
+            assert c.overlap()["overlap"] == {"entities": 40}
+    assert (room.operator / "brand.tokens.parquet").read_bytes() == before

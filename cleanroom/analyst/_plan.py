@@ -10,6 +10,12 @@ An aggregation query runs in two steps:
                 FROM groups WHERE _cr_n >= minimum AND TRY(<HAVING>)
                 ORDER BY TRY(...) LIMIT ... OFFSET ...
 
+The groups table also numbers its groups (`_cr_i`, selected last by the answer and dropped
+before output) and, for difference checks, lists each group's people (`_cr_p`, the distinct
+entity ids). In differential mode the engine replaces the groups table by a noisy one before
+the answer runs (see `_noisy`): the answer's expressions, HAVING and ORDER BY then only
+post-process noisy figures.
+
 Every output expression, HAVING, ORDER BY and LIMIT sees only groups that already stand for
 at least the minimum number of distinct entities; all joins are INNER on entity_id, so every
 table's entity_id is equal within a row and one count serves them all. Expressions are wrapped
@@ -49,13 +55,33 @@ RESERVED = "_cr_"
 
 
 @dataclass(frozen=True)
+class Aggregate:
+    """One hidden aggregate column of the groups table, as differential mode must noise it:
+    `people` (distinct entities), `count` (records of `table`), `sum` / `avg` of a column of
+    `table` (an AVG's record count is the column `count_alias`)."""
+
+    alias: str
+    kind: str
+    table: str | None = None
+    column: str | None = None
+    count_alias: str | None = None
+
+
+@dataclass(frozen=True)
 class Plan:
-    """The SQL that will run for a checked query (text generated from the checked tree)."""
+    """The SQL that will run for a checked query (text generated from the checked tree).
+
+    `figures` names, per output column, the hidden aggregate it shows unchanged (None for
+    group keys and computed expressions): its noise can then be stated."""
 
     names: tuple[str, ...]
     answer_sql: str
     groups_sql: str | None = None
     minimum: int | None = None
+    aggregates: tuple[Aggregate, ...] = ()
+    figures: tuple[str | None, ...] = ()
+    group_count: int = 0
+    index_sql: str | None = None  # DISTINCT answers: each row's group numbers (`_cr_l`)
 
 
 # -- tree building -----------------------------------------------------------------------
@@ -105,7 +131,7 @@ def _modifiers(q: CheckedQuery, orders: list[Node]) -> list[Node]:
 
 
 def _output_names(
-    con: duckdb.DuckDBPyConnection, select: Sequence[Node], checked: Sequence[Node]
+    con: duckdb.DuckDBPyConnection | None, select: Sequence[Node], checked: Sequence[Node]
 ) -> tuple[str, ...]:
     names = []
     for item, done in zip(select, checked, strict=True):
@@ -170,8 +196,41 @@ def _group_key(g: Node) -> Node:
     return try_(g, always=g.get("class") == "CONSTANT")
 
 
-def plan(query: CheckedQuery, con: duckdb.DuckDBPyConnection, groups_table: str) -> Plan:
-    """The SQL to run for a checked query; aggregation queries read `groups_table`."""
+def _describe(agg: Node, alias: str, query: CheckedQuery) -> Aggregate:
+    """What differential mode needs to know of one aggregate (or refuse: dp_unsupported)."""
+    fname = _SYNONYMS.get(str(agg.get("function_name", "")).lower(),
+                          str(agg.get("function_name", "")).lower())
+    args = agg.get("arguments") or []
+    ref = args[0]["expression"].get("column_names") if args else None
+    table = column = None
+    if ref:
+        table, column = query.tables[query.aliases.index(str(ref[0]))], str(ref[-1])
+    if fname == "count" and agg.get("distinct") and column == "entity_id":
+        return Aggregate(alias, "people")
+    if agg.get("distinct") or fname not in ("count", "count_star", "sum", "avg"):
+        raise PolicyRefusal("dp_unsupported", "differential mode releases COUNT(*), "
+                            "COUNT(DISTINCT t.entity_id), COUNT, SUM and AVG of a column only "
+                            "(one person's effect on the others cannot be bounded)")
+    if fname == "count_star":
+        return Aggregate(alias, "count", query.tables[0])
+    if fname == "avg":
+        return Aggregate(alias, "avg", table, column, f"{alias}_c")
+    return Aggregate(alias, fname, table, column)
+
+
+def _renamed(agg: Node, name: str) -> Node:
+    """The same aggregate call under another function name (an AVG's SUM and COUNT)."""
+    out = copy.deepcopy(agg)
+    out["function_name"] = name
+    out["qualified_name"] = {"path": [name]}
+    return out
+
+
+def plan(query: CheckedQuery, con: duckdb.DuckDBPyConnection | None, groups_table: str, *,
+         people: bool = False, differential: bool = False) -> Plan:
+    """The SQL to run for a checked query; aggregation queries read `groups_table`. With
+    `people` the groups list their entity ids; with `differential` the aggregates are those
+    noise can be added to (AVG as SUM and COUNT; refused otherwise: dp_unsupported)."""
     names = _output_names(con, query.originals or query.select, query.select)
     if query.kind == "list":
         node = node_of("SELECT a FROM t")
@@ -192,12 +251,25 @@ def plan(query: CheckedQuery, con: duckdb.DuckDBPyConnection, groups_table: str)
     # The analyst's own identical count, if any, is the hidden count: computed once.
     aggs = {k: f"{RESERVED}n" if k == canon(counter) else f"{RESERVED}a{j}"
             for j, k in enumerate(found)}
+    described = tuple(_describe(a, aggs[k], query) for k, a in found.items()
+                      if aggs[k] != f"{RESERVED}n") if differential else ()
+    computed = []
+    for k, a in found.items():
+        if aggs[k] == f"{RESERVED}n":
+            continue
+        if differential and str(a.get("function_name")).lower() in ("avg", "mean"):
+            computed += [aliased(per_record(_renamed(a, "sum"), query.aliases[0]), aggs[k]),
+                         aliased(per_record(_renamed(a, "count"), query.aliases[0]),
+                                 f"{aggs[k]}_c")]
+        else:
+            computed.append(aliased(per_record(a, query.aliases[0]), aggs[k]))
+    listed = node_of("SELECT list(DISTINCT a)")["select_list"][0]
+    listed["arguments"][0]["expression"] = col(query.aliases[0], "entity_id")
     inner = node_of("SELECT a FROM t GROUP BY a")
     inner["select_list"] = (
         [aliased(_group_key(g), f"{RESERVED}g{i}") for i, g in enumerate(query.groups)]
-        + [aliased(per_record(a, query.aliases[0]), aggs[k]) for k, a in found.items()
-           if aggs[k] != f"{RESERVED}n"]
-        + [aliased(counter, f"{RESERVED}n")])
+        + computed + [aliased(counter, f"{RESERVED}n")]
+        + ([aliased(listed, f"{RESERVED}p")] if people else []))
     inner["from_table"] = copy.deepcopy(query.from_table)
     inner["where_clause"] = None if query.where is None else condition(query.where)
     inner["group_expressions"] = [_group_key(g) for g in query.groups]
@@ -211,7 +283,29 @@ def plan(query: CheckedQuery, con: duckdb.DuckDBPyConnection, groups_table: str)
                                       condition(_rewrite(query.having, groups, aggs))])
     outer["select_list"] = [aliased(try_(_rewrite(i, groups, aggs)), n)
                             for i, n in zip(query.select, names, strict=True)]
+    index_sql = None
+    if query.distinct:
+        # a DISTINCT row stands for every group that gives it: list their numbers per row
+        index = copy.deepcopy(outer)
+        lister = node_of("SELECT list(a)")["select_list"][0]
+        lister["arguments"][0]["expression"] = col(f"{RESERVED}i")
+        index["select_list"].append(aliased(lister, f"{RESERVED}l"))
+        index["group_expressions"] = copy.deepcopy(outer["select_list"])
+        for g in index["group_expressions"]:
+            g.pop("alias", None)
+        index["group_sets"] = [list(range(len(index["group_expressions"])))]
+        index_sql = to_sql(con, index)
+    else:
+        outer["select_list"].append(col(f"{RESERVED}i"))
     outer["modifiers"] = _modifiers(query, [
         {**o, "expression": try_(_rewrite(o["expression"], groups, aggs))}
         for o in query.orders])
-    return Plan(names, to_sql(con, outer), to_sql(con, inner), query.minimum)
+    figures = []
+    for item in query.select:
+        done = _rewrite(item, groups, aggs)
+        names_ = done.get("column_names") if done.get("class") == "COLUMN_REF" else None
+        figures.append(str(names_[0]) if names_ and str(names_[0]).startswith(
+            (f"{RESERVED}a", f"{RESERVED}n")) else None)
+    return Plan(names, to_sql(con, outer), to_sql(con, inner), query.minimum,
+                (*described, Aggregate(f"{RESERVED}n", "people")), tuple(figures),
+                len(query.groups), index_sql)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ._budget import budget
 from ._dedupe import dedupe
 from ._demo import demo
 from ._engine import audit, overlap_cmd, policy
@@ -28,7 +29,8 @@ from ._walkthrough import run_demo as _run_demo
 keys.add_command(keys_identity)
 policy.add_command(policy_put)
 for _command in (keys, normalize_cmd, dedupe, tokenize, inspect, c3r, export_hashes, psi, demo,
-                 report, policy, overlap_cmd, audit, query, serve, upload, console_link):
+                 report, policy, overlap_cmd, audit, query, budget, serve, upload,
+                 console_link):
     main.add_command(_command)
 
 

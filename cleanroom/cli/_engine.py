@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
 from cleanroom.engine import open_collaboration, policy_report
 
-from ._output import emit_json
+from ._output import emit_json, privacy_note, with_noise
 from ._params import DimensionParam, MetricParam
 from ._remote import COLLAB_OR_URL, Server, connect, local_member, server_options, verify_local_log
 
@@ -95,26 +94,28 @@ def overlap_cmd(collab: Path | Server, as_member: str | None, by: tuple[str, ...
         emit_json(data, sort_keys=False)
         return
     click.echo(f"Minimum crowd behind every number: {data['threshold']} people.")
+    noise = data.get("noise") or {}
     for name, t in data["tables"].items():
         rate = data["match_rate"].get(name)
         extra = f", match rate {rate:.1%}" if rate is not None else ""
-        click.echo(f"{name}: {t['rows']} records, {t['entities']} people{extra}")
+        records = f"{t['rows']} records, " if "rows" in t else ""
+        people = with_noise(t["entities"], noise.get(f"tables.{name}.entities"))
+        click.echo(f"{name}: {records}{people} people{extra}")
     if data["overlap"]:
-        click.echo(f"overlap: {data['overlap']['entities']} people")
+        ov = with_noise(data["overlap"]["entities"], noise.get("overlap.entities"))
+        click.echo(f"overlap: {ov} people")
     for rule, n in data["links_by_rule"].items():
-        click.echo(f"  linked by {rule}: {n}")
+        click.echo(f"  linked by {rule}: {with_noise(n, noise.get(f'links_by_rule.{rule}'))}")
     if data["segments"]:
-        cols = list(data["segments"][0])
+        cols = [c for c in data["segments"][0] if c != "noise"]
         click.echo("")
         click.echo("\t".join(cols))
         for seg in data["segments"]:
-            click.echo("\t".join(_fmt(seg[c]) for c in cols))
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.2f}"
-    return "" if v is None else str(v)
+            said = seg.get("noise") or {}
+            click.echo("\t".join(with_noise(seg[c], said.get(c)) for c in cols))
+    note = privacy_note(data.get("privacy") or {})
+    if note:
+        click.echo(note.lstrip("\n"))
 
 
 @click.group("audit")

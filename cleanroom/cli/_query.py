@@ -10,14 +10,17 @@ import click
 
 from cleanroom.analyst import QueryResult, json_value, run_query, sql_from_file
 
-from ._output import emit_json, table_text
+from ._output import emit_json, privacy_note, table_text, with_noise
 from ._remote import COLLAB_OR_URL, Server, connect, local_member, server_options
 
 
 def _table(result: QueryResult) -> str:
-    cells = [["" if v is None else str(json_value(v)) for v in row] for row in result.rows]
+    noise = result.noise or tuple((None,) * len(result.columns) for _ in result.rows)
+    cells = [[with_noise(v, said) for v, said in zip(row, row_noise, strict=True)]
+             for row, row_noise in zip(result.rows, noise, strict=True)]
     n = len(result.rows)
-    return table_text(result.columns, cells, rule=True) + f"\n({n} row{'s' if n != 1 else ''})"
+    return (table_text(result.columns, cells, rule=True)
+            + f"\n({n} row{'s' if n != 1 else ''})" + privacy_note(result.privacy))
 
 
 @click.command("query")
@@ -65,7 +68,7 @@ def query(collab: Path | Server, as_member: str | None, sql: str | None, sql_fil
     if isinstance(collab, Server):
         with connect(collab, identity, ca_cert) as client:
             doc = client.query(text, as_member)
-        result = QueryResult(tuple(doc["columns"]), tuple(tuple(r) for r in doc["rows"]))
+        result = QueryResult.from_dict(doc)
     else:
         result = run_query(collab, local_member(as_member), text, memory_limit=memory_limit)
     if as_json:

@@ -9,6 +9,9 @@
                       method ("deterministic", the default, or "probabilistic"), threshold
                       (probabilistic only: the match probability that links two records;
                       there `rules` may be omitted: every shared join column is compared)
+    [privacy]         mode ("threshold", the default, or "differential"), epsilon,
+                      epsilon_per_query (optional section; validated by the engine's
+                      `cleanroom.privacy.PrivacySettings`, which sits above this layer)
 
 An `identity` is a public identity key: the name of a `.pub` file written by
 `cleanroom keys identity` (relative to this file, inside its folder) or the one-line key
@@ -46,7 +49,7 @@ from ._names import valid_name
 from ._policy import Policy, read_toml
 
 _TOP = {"collaboration", "members", "tables", "matching"}
-_OPTIONAL_TOP = {"auditors", "operator"}
+_OPTIONAL_TOP = {"auditors", "operator", "privacy"}
 _COLLAB = {"id", "name", "audit_log"}
 _MEMBER = {"can_query", "can_receive_results", "identity"}
 _AUDITOR = {"identity"}
@@ -143,6 +146,7 @@ class Roster:
     operator: Ed25519PublicKey | None = field(repr=False, compare=False)
     tables: Mapping[str, TableEntry]
     matching: Matching
+    privacy: Mapping[str, Any] | None = field(default=None, compare=False)
 
     @classmethod
     def from_path(cls, path: str | os.PathLike[str]) -> Roster:
@@ -219,7 +223,11 @@ class Roster:
             tables[tname] = TableEntry(tname, t["owner"],
                                        inside_folder(p, t["tokens"], f"{key}.tokens"),
                                        inside_folder(p, t["policy"], f"{key}.policy"))
-        return cls(cid, name, p, audit_path, members, auditors, operator, tables, matching)
+        privacy = data.get("privacy")
+        if privacy is not None and not isinstance(privacy, dict):
+            raise ConfigError("must be a table [privacy]", file=f, key="privacy")
+        return cls(cid, name, p, audit_path, members, auditors, operator, tables, matching,
+                   privacy)
 
     def owned_by(self, member: str) -> tuple[str, ...]:
         """Names of the tables `member` owns."""
@@ -240,6 +248,7 @@ class Collaboration:
     matching: Matching
     auditors: Mapping[str, Auditor] = field(default_factory=dict)
     operator: Ed25519PublicKey | None = field(default=None, repr=False, compare=False)
+    privacy: Mapping[str, Any] | None = field(default=None, compare=False)
 
     @classmethod
     def from_path(cls, path: str | os.PathLike[str]) -> Collaboration:
@@ -269,7 +278,7 @@ class Collaboration:
                 raise ConfigError(f"rule {rule!r} is not a join column of any table's policy",
                                   file=f, key="matching.rules")
         return cls(roster.id, roster.name, roster.path, roster.audit_log, roster.members,
-                   tables, roster.matching, roster.auditors, roster.operator)
+                   tables, roster.matching, roster.auditors, roster.operator, roster.privacy)
 
     @staticmethod
     def audit_log_path(path: str | os.PathLike[str]) -> Path:

@@ -3,7 +3,9 @@
     analysis_rule             "aggregation" | "list"
     join_columns              token columns usable to link records; never output
     dimension_columns         attribute columns that may be selected, grouped by, filtered on
-    aggregate_columns         [{columns = [...], functions = ["SUM", "AVG", ...]}]
+    aggregate_columns         [{columns = [...], functions = ["SUM", "AVG", ...],
+                               bounds = [lo, hi]}]  (bounds: public clamping bounds, needed
+                               for SUM/AVG in differential mode; optional otherwise)
     output_constraints        [{column = "entity_id", type = "COUNT_DISTINCT", minimum = n}]
     join_required             "query_runner": the querier's own table must be in the join
     scalar_functions          scalar functions allowed on dimensions (AWS list)
@@ -11,6 +13,10 @@
     disallowed_output_columns never in a final projection
     allowed_result_receivers  members allowed to receive results (absent: every receiver)
     allowed_join_operators    ["AND"] (default) or ["AND", "OR"]
+    user_contribution_limit   differential mode: records per person per query (default 1)
+    public_keys               differential mode: {column = [values...]}: a dimension's values
+                              that are public, so its groups are released without DP
+                              partition selection (every listed value, even an empty one)
 
 `Policy.from_path` checks syntax and values; `Policy.check_against` checks the policy against
 the token file's manifest and the collaboration's members. Every problem is a ConfigError
@@ -20,6 +26,7 @@ wins" where several tables meet: the highest minimum, intersected allow-lists, u
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Collection, Iterable, Mapping
@@ -49,7 +56,10 @@ _KEYS = {
     "analysis_rule", "join_columns", "dimension_columns", "aggregate_columns",
     "output_constraints", "join_required", "scalar_functions", "list_columns",
     "disallowed_output_columns", "allowed_result_receivers", "allowed_join_operators",
+    "user_contribution_limit", "public_keys",
 }
+CONTRIBUTION_LIMIT_RANGE = (1, 1000)
+PublicValue = str | int | float | bool
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,7 @@ class AggregateColumns:
 
     columns: tuple[str, ...]
     functions: tuple[AggregateFunction, ...]
+    bounds: tuple[float, float] | None = None
     file: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -65,6 +76,15 @@ class AggregateColumns:
         if not self.columns or not self.functions:
             raise ConfigError("each entry needs non-empty 'columns' and 'functions'",
                               file=self.file, key=key)
+        if self.bounds is not None:
+            b = self.bounds
+            if not (isinstance(b, tuple) and len(b) == 2 and all(
+                    isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in b) and b[0] <= b[1]):
+                raise ConfigError(f"bounds must be [lo, hi]: two finite numbers with lo <= hi, "
+                                  f"not {list(b) if isinstance(b, tuple) else b!r}",
+                                  file=self.file, key=key)
+            object.__setattr__(self, "bounds", (float(b[0]), float(b[1])))
         for f in self.functions:
             if f not in AGGREGATE_FUNCTIONS:
                 raise ConfigError(f"unknown function {f!r} (allowed: "
@@ -110,6 +130,8 @@ class Policy:
     disallowed_output_columns: tuple[str, ...] = ()
     allowed_result_receivers: tuple[str, ...] | None = None
     allowed_join_operators: tuple[JoinOperator, ...] = ("AND",)
+    user_contribution_limit: int | None = None
+    public_keys: tuple[tuple[str, tuple[PublicValue, ...]], ...] = ()
     file: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -153,6 +175,7 @@ class Policy:
                 op not in ("AND", "OR") for op in self.allowed_join_operators):
             raise ConfigError("must be a non-empty subset of ['AND', 'OR']", file=f,
                               key="allowed_join_operators")
+        self._check_privacy_keys()
         if self.analysis_rule == "aggregation":
             if not self.aggregate_columns:
                 raise ConfigError("the aggregation rule needs at least one entry", file=f,
@@ -171,6 +194,33 @@ class Policy:
             for key in ("dimension_columns", "aggregate_columns", "output_constraints"):
                 if getattr(self, key):
                     raise ConfigError(f"{key} belongs to the aggregation rule", file=f, key=key)
+
+    def _check_privacy_keys(self) -> None:
+        """user_contribution_limit, public_keys and per-column bounds are consistent."""
+        f = self.file
+        limit = self.user_contribution_limit
+        lo, hi = CONTRIBUTION_LIMIT_RANGE
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or not lo <= limit <= hi):
+            raise ConfigError(f"must be an integer from {lo} to {hi}, not {limit!r}", file=f,
+                              key="user_contribution_limit")
+        for column, values in self.public_keys:
+            key = f"public_keys.{column}"
+            if column not in self.dimension_columns:
+                raise ConfigError("only a dimension column can have public values", file=f,
+                                  key=key)
+            if not values or any(isinstance(v, float) and not math.isfinite(v) or
+                                 not isinstance(v, PublicValue) for v in values):
+                raise ConfigError("must be a non-empty list of plain values (text, numbers, "
+                                  "true/false)", file=f, key=key)
+            if len(set(values)) != len(values):
+                raise ConfigError("a value is listed twice", file=f, key=key)
+        for column in self.aggregated_columns():
+            given = {e.bounds for e in self.aggregate_columns
+                     if column in e.columns and e.bounds is not None}
+            if len(given) > 1:
+                raise ConfigError(f"{column!r} has different bounds in two entries", file=f,
+                                  key="aggregate_columns")
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -208,6 +258,8 @@ class Policy:
                 receivers, file, "allowed_result_receivers"),
             allowed_join_operators=cast(tuple[JoinOperator, ...], tuple(s.upper() for s in _names(
                 data.get("allowed_join_operators", ["AND"]), file, "allowed_join_operators"))),
+            user_contribution_limit=data.get("user_contribution_limit"),
+            public_keys=_public_keys(data.get("public_keys", {}), file),
             file=file,
         )
 
@@ -228,6 +280,15 @@ class Policy:
     def aggregated_columns(self) -> tuple[str, ...]:
         """Every column named in aggregate_columns, in order, without repeats."""
         return tuple(dict.fromkeys(c for e in self.aggregate_columns for c in e.columns))
+
+    def bounds_for(self, column: str) -> tuple[float, float] | None:
+        """The public clamping bounds of an aggregate column, if its owner gave them."""
+        return next((e.bounds for e in self.aggregate_columns
+                     if column in e.columns and e.bounds is not None), None)
+
+    def public_values(self, column: str) -> tuple[PublicValue, ...] | None:
+        """The declared public values of a dimension column (None: its values are private)."""
+        return dict(self.public_keys).get(column)
 
     def functions_for(self, column: str) -> tuple[str, ...]:
         """The aggregate functions allowed on `column` (empty if none)."""
@@ -353,13 +414,14 @@ def _names(value: Any, file: str | None, key: str) -> tuple[str, ...]:
     return items
 
 
-def _table(value: Any, file: str | None, key: str, keys: set[str]) -> dict[str, Any]:
+def _table(value: Any, file: str | None, key: str, keys: set[str],
+           optional: frozenset[str] = frozenset()) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError("each entry must be a table {...}", file=file, key=key)
-    unknown = sorted(set(value) - keys)
+    unknown = sorted(set(value) - keys - optional)
     if unknown:
-        raise ConfigError(f"unknown key {unknown[0]!r} (allowed: {', '.join(sorted(keys))})",
-                          file=file, key=key)
+        raise ConfigError(f"unknown key {unknown[0]!r} (allowed: "
+                          f"{', '.join(sorted(keys | optional))})", file=file, key=key)
     missing = sorted(keys - set(value))
     if missing:
         raise ConfigError(f"missing key {missing[0]!r}", file=file, key=key)
@@ -368,13 +430,29 @@ def _table(value: Any, file: str | None, key: str, keys: set[str]) -> dict[str, 
 
 def _aggregate(value: Any, file: str | None) -> AggregateColumns:
     key = "aggregate_columns"
-    d = _table(value, file, key, {"columns", "functions"})
+    d = _table(value, file, key, {"columns", "functions"}, frozenset({"bounds"}))
+    bounds = d.get("bounds")
+    if bounds is not None and not isinstance(bounds, list):
+        raise ConfigError(f"bounds must be [lo, hi], not {bounds!r}", file=file, key=key)
     return AggregateColumns(
         columns=_names(d["columns"], file, key),
         functions=cast(tuple[AggregateFunction, ...],
                        tuple(f.upper() for f in _names(d["functions"], file, key))),
+        bounds=None if bounds is None else tuple(bounds),
         file=file,
     )
+
+
+def _public_keys(value: Any, file: str | None) -> tuple[tuple[str, tuple[PublicValue, ...]], ...]:
+    """`public_keys = {column = [values...]}` as sorted pairs (validated by Policy)."""
+    if not isinstance(value, dict):
+        raise ConfigError("must be a table {column = [values...]}", file=file, key="public_keys")
+    out = []
+    for column, values in sorted(value.items()):
+        if not isinstance(values, list):
+            raise ConfigError("must be a list of values", file=file, key=f"public_keys.{column}")
+        out.append((column, tuple(values)))
+    return tuple(out)
 
 
 def _constraint(value: Any, file: str | None) -> OutputConstraint:

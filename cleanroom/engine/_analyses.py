@@ -22,14 +22,17 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 import duckdb
+import numpy as np
 
 from cleanroom.config import AGGREGATE_FUNCTIONS, Collaboration, EffectivePolicy
 from protocols import PolicyRefusal
 
 from ._audit import AuditLog
 from ._members import require_member
+from ._people import PeopleIndex
+from ._privacy import RoomPrivacy
 from ._resolve import Resolution
-from ._sql import Sql, execute, quote_ident
+from ._sql import Sql, execute, fetch_arrow, quote_ident
 
 
 class Room(Protocol):
@@ -49,8 +52,16 @@ class Room(Protocol):
 
     def resolution(self, *, refresh: bool = False) -> Resolution: ...
 
-    def entity_rows_sql(self, name: str, columns: Sequence[str], *, overlap_only: bool) -> Sql:
-        ...
+    @property
+    def privacy(self) -> RoomPrivacy: ...
+
+    def rows_sql(self, name: str, columns: Sequence[str], *, overlap_only: bool,
+                 record_id: str | None = None) -> Sql: ...
+
+    def people_index(self) -> PeopleIndex: ...
+
+    def noisy_overlap(self, member: str, request: dict[str, Any], dims: Sequence[Dimension],
+                      mets: Sequence[Metric], minimum: int) -> OverlapResult: ...
 
 _COLUMN = re.compile(r"\s*([a-z0-9_]+)\.([a-z0-9_]+)\s*")
 _METRIC = re.compile(r"\s*([A-Za-z_]+)\s*\(\s*(DISTINCT\s+)?([a-z0-9_]+)\.([a-z0-9_]+)\s*\)\s*",
@@ -113,12 +124,20 @@ class OverlapResult:
     rows_returned: int = field(default=0, compare=False)
     rows_suppressed: int = field(default=0, compare=False)
     matching: dict[str, Any] = field(default_factory=dict)
+    privacy: dict[str, Any] = field(default_factory=dict)
+    noise: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON document of `cleanroom overlap --json`."""
-        return {"tables": self.tables, "overlap": self.overlap, "match_rate": self.match_rate,
-                "links_by_rule": self.links_by_rule, "segments": self.segments,
-                "threshold": self.threshold, "matching": self.matching}
+        """The JSON document of `cleanroom overlap --json`. `privacy` says the mode and what
+        it did (difference-check suppressions; ε spent); in differential mode `noise` gives
+        each summary figure's mechanism, scale and 95% interval (`tables.<t>.entities`,
+        `overlap.entities`, `links_by_rule.<rule>`), and each segment its own `noise`."""
+        doc = {"tables": self.tables, "overlap": self.overlap, "match_rate": self.match_rate,
+               "links_by_rule": self.links_by_rule, "segments": self.segments,
+               "threshold": self.threshold, "matching": self.matching, "privacy": self.privacy}
+        if self.noise:
+            doc["noise"] = self.noise
+        return doc
 
 
 def matching_summary(collab: Collaboration, res: Resolution) -> dict[str, Any]:
@@ -180,6 +199,8 @@ def overlap(
     except PolicyRefusal as exc:
         room.audit.record(member=as_member, request=request, decision="refused", rule=exc.rule)
         raise
+    if room.privacy.differential:
+        return room.noisy_overlap(as_member, request, dims, mets, minimum)
     res = room.resolution()
     kept = suppressed = 0
 
@@ -191,38 +212,70 @@ def overlap(
         suppressed += 1
         return False
 
+    # every row that passes the threshold, with who it stands for (for the difference check)
+    checks = room.privacy.difference_checks
+    index = room.people_index() if checks else None
+    rows: list[tuple[str, Any]] = []
     tables = {n: dict(s) for n, s in res.tables.items() if ok(s["entities"])}
+    rows += [("tables", n) for n in tables]
     ov = res.overlap_entities
     overlap_out = {"entities": ov} if ok(ov) else {}
-    rates = {n: round(ov / s["entities"], 6) for n, s in tables.items()
-             if overlap_out and s["entities"]}
+    rows += [("overlap", None)] if overlap_out else []
     links = {r: c for r, c in res.links_by_rule.items() if ok(c)}
+    rows += [("links", r) for r in links]
     segments: list[dict[str, Any]] = []
     if dims or mets:
-        rows = _segments(room, dims, mets)
-        for row in rows:
+        found, people = segments_with_people(room, dims, mets, people=checks)
+        for i, row in enumerate(found):
             if ok(row["entities"]):
                 segments.append(row)
+                rows.append(("segments", people[i] if checks else None))
+    withheld = 0
+    if index is not None and rows:
+        everyone = tuple(room.collaboration.tables)
+        verdict = room.privacy.guard.check_and_remember([
+            index.table(key) if kind == "tables" else index.overlap() if kind == "overlap"
+            else index.links(key) if kind == "links" else index.row(key, everyone)
+            for kind, key in rows], minimum)
+        withheld = verdict.suppressed_count
+        gone = set(verdict.suppressed)
+        answered = [i for i, (kind, _) in enumerate(rows) if kind == "segments"]
+        segments = [row for row, i in zip(segments, answered, strict=True) if i not in gone]
+        for kind, key in (rows[i] for i in gone):
+            if kind == "tables":
+                del tables[key]
+            elif kind == "overlap":
+                overlap_out = {}
+            elif kind == "links":
+                del links[key]
+        kept -= withheld
+    rates = {n: round(ov / s["entities"], 6) for n, s in tables.items()
+             if overlap_out and s["entities"]}
     result = OverlapResult(tables=tables, overlap=overlap_out, match_rate=rates,
                            links_by_rule=links, segments=segments, threshold=minimum,
                            rows_returned=kept, rows_suppressed=suppressed,
-                           matching=matching_summary(room.collaboration, res))
+                           matching=matching_summary(room.collaboration, res),
+                           privacy={"mode": "threshold",
+                                    "difference_check": {"suppressed": withheld}})
     room.audit.record(member=as_member, request=request, decision="accepted",
-                      rule="output_constraints", rows_returned=kept, rows_suppressed=suppressed)
+                      rule="difference_check" if withheld else "output_constraints",
+                      rows_returned=kept, rows_suppressed=suppressed + withheld,
+                      extra={"difference_suppressed": withheld} if checks else None)
     return result
 
 
 def _general_sql(room: Room, dims: Sequence[Dimension], mets: Sequence[Metric],
-                 params: list[Any]) -> str:
+                 params: list[Any], people: bool = False) -> str:
     """Segments in general: distinct (entity, dimension values) from the dimension tables
-    joined on entity_id, counted; each metric over its own table's rows of those entities."""
+    joined on entity_id, counted; each metric over its own table's rows of those entities.
+    With `people`, each segment's entity ids too (last column)."""
     ctes: list[str] = []
     dim_tables = list(dict.fromkeys(d.table for d in dims))
     nd = range(len(dims))
     dcols = ", ".join(f"d{k}" for k in nd)
 
     def rows_of(t: str, cols: list[str], alias: str) -> str:
-        sql = room.entity_rows_sql(t, cols, overlap_only=True)
+        sql = room.rows_sql(t, cols, overlap_only=True)
         params.extend(sql.params)
         renamed = ", ".join(["entity_id"] + [f"{quote_ident(c, cols)} AS {alias}{i}"
                                              for i, c in enumerate(cols)])
@@ -244,7 +297,8 @@ def _general_sql(room: Room, dims: Sequence[Dimension], mets: Sequence[Metric],
         any_table = next(iter(room.collaboration.tables))
         ctes.append(f"seg AS (SELECT DISTINCT entity_id FROM {rows_of(any_table, [], 'x')})")
     group = f" GROUP BY {dcols}" if dims else ""
-    ctes.append(f"cnt AS (SELECT {dcols + ', ' if dims else ''}count(*) AS entities "
+    listed = ", list(entity_id) AS people" if people else ""
+    ctes.append(f"cnt AS (SELECT {dcols + ', ' if dims else ''}count(*) AS entities{listed} "
                 f"FROM seg{group})")
     met_tables = list(dict.fromkeys(m.table for m in mets))
     joins, sel = [], [f"cnt.d{k}" for k in nd] + ["cnt.entities"]
@@ -264,18 +318,19 @@ def _general_sql(room: Room, dims: Sequence[Dimension], mets: Sequence[Metric],
         on = " AND ".join(f"cnt.d{k} IS NOT DISTINCT FROM mt{j}.d{k}" for k in nd) or "true"
         joins.append(f" LEFT JOIN mt{j} ON {on}")
     sel += [f"mt{met_tables.index(m.table)}.m{k}" for k, m in enumerate(mets)]
+    sel += ["cnt.people"] if people else []
     order = f" ORDER BY {', '.join(f'cnt.d{k} NULLS LAST' for k in nd)}" if dims else ""
     return f"WITH {', '.join(ctes)} SELECT {', '.join(sel)} FROM cnt{''.join(joins)}{order}"
 
 
 def _one_table_sql(room: Room, dims: Sequence[Dimension], mets: Sequence[Metric],
-                   params: list[Any]) -> str:
+                   params: list[Any], people: bool = False) -> str:
     """Segments when every dimension and metric comes from one table, in one pass over its
     overlapping rows: a row of entity e with values d joins exactly the segment row (e, d),
     so the general query's join gives each row once, in its own segment."""
     t = (dims[0] if dims else mets[0]).table
     cols = list(dict.fromkeys([d.column for d in dims] + [m.column for m in mets]))
-    sql = room.entity_rows_sql(t, cols, overlap_only=True)
+    sql = room.rows_sql(t, cols, overlap_only=True)
     params.extend(sql.params)
     renamed = ", ".join(["entity_id"] + [f"{quote_ident(c, cols)} AS y{i}"
                                          for i, c in enumerate(cols)])
@@ -284,6 +339,7 @@ def _one_table_sql(room: Room, dims: Sequence[Dimension], mets: Sequence[Metric]
     sel.append("count(DISTINCT entity_id) AS entities")
     sel += [_SQL_FUNCS[m.function].format(f"y{cols.index(m.column)}") + f" AS m{k}"
             for k, m in enumerate(mets)]
+    sel += ["list(DISTINCT entity_id) AS people"] if people else []
     group = f" GROUP BY {', '.join(f'd{k}' for k in nd)}" if dims else ""
     order = f" ORDER BY {', '.join(f'd{k} NULLS LAST' for k in nd)}" if dims else ""
     return f"SELECT {', '.join(sel)} FROM (SELECT {renamed} FROM ({sql.text})){group}{order}"
@@ -298,12 +354,39 @@ def _segments(room: Room, dims: Sequence[Dimension], mets: Sequence[Metric], *,
     (only those with the segment's values if its table gives a dimension). With `fast`, the
     one-table case takes a single pass (`_one_table_sql`; tested equal to the general query).
     """
+    return segments_with_people(room, dims, mets, fast=fast, people=False)[0]
+
+
+def segments_with_people(
+    room: Room, dims: Sequence[Dimension], mets: Sequence[Metric], *, fast: bool = True,
+    people: bool,
+) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
+    """`_segments`, and with `people` each segment's entity ids (for difference checks):
+    the segments go to a temporary table, read back as rows, and the ids as one Arrow
+    column (no Python object per entity)."""
     params: list[Any] = []
     if fast and len({d.table for d in dims} | {m.table for m in mets}) == 1:
-        text = _one_table_sql(room, dims, mets, params)
+        text = _one_table_sql(room, dims, mets, params, people)
     else:
-        text = _general_sql(room, dims, mets, params)
-    rows = execute(room.connection, Sql(text, tuple(params))).fetchall()
+        text = _general_sql(room, dims, mets, params, people)
+    lists: list[np.ndarray] = []
+    if people:
+        con = room.connection
+        order = ", ".join([f"d{k} NULLS LAST" for k in range(len(dims))] + ["entities"])
+        execute(con, Sql("CREATE OR REPLACE TEMP TABLE _cr_seg AS SELECT row_number() OVER "
+                         f"(ORDER BY {order}) AS i, * FROM ({text})", tuple(params)))
+        try:
+            rows = [r[1:] for r in execute(
+                con, "SELECT * EXCLUDE (people) FROM _cr_seg ORDER BY i").fetchall()]
+            got = fetch_arrow(con, "SELECT people FROM _cr_seg ORDER BY i")
+        finally:
+            execute(con, "DROP TABLE IF EXISTS _cr_seg")
+        column: Any = got.column("people").combine_chunks()
+        flat = np.asarray(column.flatten(), dtype=np.int64)
+        offsets = np.asarray(column.offsets)
+        lists = [flat[offsets[i]:offsets[i + 1]] for i in range(len(column))]
+    else:
+        rows = execute(room.connection, Sql(text, tuple(params))).fetchall()
     out = []
     for row in rows:
         rec: dict[str, Any] = {str(d): row[k] for k, d in enumerate(dims)}
@@ -313,8 +396,8 @@ def _segments(room: Room, dims: Sequence[Dimension], mets: Sequence[Metric], *,
             rec[m.text] = float(v) if isinstance(v, Decimal) else v
         out.append(rec)
     if not dims and out and out[0]["entities"] == 0:
-        return []
-    return out
+        return [], []
+    return out, lists
 
 
 def policy_report(room: Room) -> dict[str, Any]:

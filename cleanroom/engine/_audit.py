@@ -124,14 +124,19 @@ class AuditLog:
         rows_returned: int = 0,
         rows_suppressed: int = 0,
         now: _dt.datetime | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Append an entry for one analysis or query, accepted or refused."""
+        """Append an entry for one analysis or query, accepted or refused. `extra` adds
+        plain keys (what privacy did: `difference_suppressed`, `epsilon`, `budget_spent`)."""
         if decision not in ("accepted", "refused"):
             raise CleanroomBug(f"unknown decision {decision!r}")
-        return self.append({
+        base = {
             "member": member, "request": dict(request), "decision": decision, "rule": rule,
             "rows_returned": int(rows_returned), "rows_suppressed": int(rows_suppressed),
-        }, now=now)
+        }
+        if extra and set(extra) & set(base):
+            raise CleanroomBug("audit extras may not replace the entry's own keys")
+        return self.append({**base, **(extra or {})}, now=now)
 
     def entries(self, *, check: HeadCheck | None = None) -> list[dict[str, Any]]:
         """Every entry, verified; raises AuditError if the log was tampered with."""

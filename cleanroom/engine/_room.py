@@ -16,6 +16,9 @@ The API that analyses and analyst SQL build on (kept stable):
     room.audit.append(entry)                 # lower level: any plain-JSON entry
     room.overlap(as_member, by=[...], metrics=[...])   # see _analyses.overlap
     room.policy_report()                     # what each member can and cannot learn
+    room.privacy                             # RoomPrivacy: mode, difference checks, budget
+    room.people_index()                      # stable person ids (difference checks)
+    room.budget()                            # `cleanroom budget --json`
 
 Opening verifies that every token file agrees with the collaboration (same collaboration id,
 protocol, key fingerprint, normalization profile, identifier kinds) and raises
@@ -42,9 +45,12 @@ from protocols import (
     PolicyRefusal,
 )
 
-from ._analyses import OverlapResult, overlap, policy_report
+from ._analyses import Dimension, Metric, OverlapResult, overlap, policy_report
 from ._audit import AuditLog
 from ._members import not_a_member
+from ._noisy import noisy_overlap
+from ._people import PeopleIndex, people_index
+from ._privacy import RoomPrivacy, bounded_rows_sql, clamps, contribution_limit
 from ._probabilistic import probabilistic_plan, resolve_probabilistic_tables
 from ._resolve import NODE_SHIFT, Resolution, ResolveInput, resolve, scramble_sql
 from ._sql import Sql, connect, execute, quote_ident
@@ -116,10 +122,13 @@ class CleanRoom:
         *,
         memory_limit: str | None = None,
         threads: int | None = None,
+        difference_checks: bool = True,
     ) -> None:
         verify_tables(collaboration)
         self.collaboration = collaboration
         self.audit = AuditLog(collaboration.audit_log)
+        # `difference_checks=False` only for measuring what they cost (bench/privacy.py)
+        self.privacy = RoomPrivacy(collaboration, difference_checks=difference_checks)
         self.memory_limit, self.threads = memory_limit, threads
         self._con: duckdb.DuckDBPyConnection | None = None
         self._resolution: Resolution | None = None
@@ -223,12 +232,17 @@ class CleanRoom:
         return got.rename_columns(["row_number", "entity_id"]).sort_by("row_number")
 
     def entity_rows_sql(self, name: str, columns: Sequence[str], *, overlap_only: bool,
-                        record_id: str | None = None) -> Sql:
+                        record_id: str | None = None, token_columns: Sequence[str] = ()) -> Sql:
         """SQL for a table's rows as (entity_id, columns...), optionally overlap only, and
-        optionally with each record's row number under the name `record_id`."""
+        optionally with each record's row number under the name `record_id`.
+
+        `token_columns` (join columns or `row_id`) are for the engine's own use only — the
+        stable person keys of difference checks — and never reach an analyst."""
         t: Table = self.collaboration.tables[name]
         allowed = t.policy.analyst_columns()
         cols = "".join(f", p.{quote_ident(c, allowed)}" for c in columns)
+        cols += "".join(f", p.{quote_ident(c, (*t.policy.join_columns, 'row_id'))}"
+                        for c in token_columns)
         if record_id is not None:
             cols += f", p.file_row_number AS {quote_ident(record_id)}"
         res = self.resolution()
@@ -257,8 +271,8 @@ class CleanRoom:
         try:
             for n in names:
                 p = self.collaboration.tables[n].policy
-                sql = self.entity_rows_sql(n, p.analyst_columns(), overlap_only=False,
-                                           record_id=ANALYST_RECORD_ID)
+                sql = self.rows_sql(n, p.analyst_columns(), overlap_only=False,
+                                    record_id=ANALYST_RECORD_ID)
                 execute(con, Sql(f"CREATE TABLE {quote_ident(n, names)} AS {sql.text}",
                                  sql.params))
             execute(con, "SET enable_external_access = false")
@@ -268,6 +282,29 @@ class CleanRoom:
             raise
         return con
 
+    def rows_sql(self, name: str, columns: Sequence[str], *, overlap_only: bool,
+                 record_id: str | None = None) -> Sql:
+        """`entity_rows_sql` as answers read it: in differential mode each person's records
+        are cut to the policy's `user_contribution_limit` and aggregate columns clamped to
+        their public bounds, before any aggregation."""
+        if not self.privacy.differential:
+            return self.entity_rows_sql(name, columns, overlap_only=overlap_only,
+                                        record_id=record_id)
+        p = self.collaboration.tables[name].policy
+        rows = self.entity_rows_sql(name, columns, overlap_only=overlap_only,
+                                    record_id="_cr_rid")
+        return bounded_rows_sql(rows, columns=columns, record_id=record_id,
+                                limit=contribution_limit(p), clamp=clamps(p, columns),
+                                salt=self.privacy.salt())
+
+    def people_index(self) -> PeopleIndex:
+        """Stable person ids of the current resolution (built once per resolution)."""
+        return people_index(self, self.collaboration.path.parent / CACHE_DIR)
+
+    def budget(self) -> dict[str, Any]:
+        """The privacy budget: mode, epsilon, spent, remaining, queries (see RoomPrivacy)."""
+        return self.privacy.budget()
+
     # -- analyses ------------------------------------------------------------------------
     def overlap(
         self, as_member: str, by: Sequence[str] = (), metrics: Sequence[str] = ()
@@ -275,17 +312,24 @@ class CleanRoom:
         """Overlap, match rates, links by rule and segments; see `cleanroom.overlap`."""
         return overlap(self, as_member, by=by, metrics=metrics)
 
+    def noisy_overlap(self, member: str, request: dict[str, Any], dims: Sequence[Dimension],
+                      mets: Sequence[Metric], minimum: int) -> OverlapResult:
+        """The overlap in differential mode (called by `overlap`, which checked the request)."""
+        return noisy_overlap(self, member, request, dims, mets, minimum)
+
     def policy_report(self) -> dict[str, Any]:
         """What each member can and cannot learn from each table."""
         return policy_report(self)
 
 
 def open_collaboration(
-    path: str | os.PathLike[str], *, memory_limit: str | None = None, threads: int | None = None
+    path: str | os.PathLike[str], *, memory_limit: str | None = None, threads: int | None = None,
+    difference_checks: bool = True,
 ) -> CleanRoom:
     """Load and validate a collaboration file, verify its token files, return the engine."""
     collab = Collaboration.from_path(path)
     if not collab.tables:
         raise ConfigError("no tables", file=os.fspath(path), key="tables")
-    return CleanRoom(collab, memory_limit=memory_limit, threads=threads)
+    return CleanRoom(collab, memory_limit=memory_limit, threads=threads,
+                     difference_checks=difference_checks)
 

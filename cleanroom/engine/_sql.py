@@ -92,6 +92,20 @@ def execute(
         raise CleanroomBug(f"engine SQL failed: {type(exc).__name__}") from None
 
 
+def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: Sql | str) -> Any:
+    """Run the engine's own query and return its result as an Arrow table (no Python object
+    per value: for large columns such as a segment's people)."""
+    text, bound = (sql.text, sql.params) if isinstance(sql, Sql) else (sql, ())
+    try:
+        return con.sql(text, params=list(bound) if bound else None).to_arrow_table()
+    except duckdb.OutOfMemoryException:
+        raise CleanroomError(
+            "the engine ran out of memory; raise the memory limit or use a smaller input"
+        ) from None
+    except duckdb.Error as exc:
+        raise CleanroomBug(f"engine SQL failed: {type(exc).__name__}") from None
+
+
 def fetch_one(con: duckdb.DuckDBPyConnection, sql: Sql | str) -> tuple[Any, ...]:
     """Run a query that returns exactly one row and return that row."""
     row = execute(con, sql).fetchone()

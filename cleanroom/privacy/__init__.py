@@ -7,10 +7,16 @@ Differential mode: every figure gets OpenDP noise (`noisy_count`, `noisy_sum`, `
 groups through `release_partitions`), and every query first spends ε from the collaboration's
 `BudgetLedger`, durably, or is refused with rule `privacy_budget`.
 
-`PrivacySettings.from_dict` reads the `[privacy]` table of collaboration.toml.
+`DifferenceGuard` keeps one memory per table and checks a row's people as each table knows
+them. `PrivacySettings.from_dict` reads the `[privacy]` table of collaboration.toml;
+`file_lock` and `write_durably` are the locked, fsync'd file primitives the engine's privacy
+state shares with the memories and the ledger.
 """
 
 from ._difference import DifferenceMemory, DifferenceVerdict
+from ._files import locked as file_lock
+from ._files import write_durably
+from ._guard import DifferenceGuard, RowPeople
 from ._ledger import BudgetLedger, Charge
 from ._noise import (
     NoisyValue,
@@ -30,12 +36,15 @@ __all__ = [
     "BudgetLedger",
     "Charge",
     "DEFAULT_DELTA",
+    "DifferenceGuard",
     "DifferenceMemory",
     "DifferenceVerdict",
     "NoisyValue",
     "PeopleSet",
     "PrivacySettings",
+    "RowPeople",
     "average_of",
+    "file_lock",
     "noisy_avg",
     "noisy_count",
     "noisy_counts",
@@ -45,4 +54,5 @@ __all__ = [
     "people_set",
     "release_partitions",
     "sum_sensitivity",
+    "write_durably",
 ]

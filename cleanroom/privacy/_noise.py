@@ -48,6 +48,11 @@ class NoisyValue:
     ci95_low: float
     ci95_high: float
 
+    def noise(self) -> dict[str, Any]:
+        """What an answer states beside the figure: mechanism, scale and the 95% interval."""
+        return {"mechanism": self.mechanism, "scale": self.scale,
+                "ci95_low": self.ci95_low, "ci95_high": self.ci95_high}
+
 
 def sum_sensitivity(lo: float, hi: float, contribution_limit: int = 1) -> float:
     """L1 sensitivity of a sum of values clamped to [lo, hi], k records per person."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import array
 import hashlib
+import struct
 from collections.abc import Iterable
 from typing import TypeAlias
 
@@ -27,9 +28,41 @@ def people_set(ids: Iterable[int] | np.ndarray) -> BitMap64:
     if isinstance(ids, np.ndarray):
         if ids.size and (ids.dtype.kind not in "iu" or (ids.dtype.kind == "i" and ids.min() < 0)):
             raise ValueError("person ids must be non-negative integers")
+        if ids.size >= _DENSE_AFTER and int(ids.max()) < _DENSE_LIMIT:
+            return _dense_people_set(ids)
         raw = np.ascontiguousarray(ids, dtype=np.uint64).tobytes()
         return BitMap64(array.array("Q", raw))
     return BitMap64(ids)
+
+
+_DENSE_AFTER = 1 << 16  # ids in a numpy array from which the dense builder pays off
+_DENSE_LIMIT = 1 << 28  # ... when they are small (dense ids of a registry): 32 MiB of flags
+_COOKIE_NO_RUNS = 12346  # the roaring portable format's cookie without run containers
+
+
+def _dense_people_set(ids: np.ndarray) -> BitMap64:
+    """The set of many small ids, built as roaring's portable bytes with numpy (no per-id
+    Python work): one flag per possible id, then one container per 2^16 ids — a bitmap
+    container above 4096 members, else the sorted low 16 bits — under a single 64-bit bucket."""
+    chunks = -(-(int(ids.max()) + 1) // 65536)
+    flags = np.zeros(chunks * 65536, dtype=bool)
+    flags[ids] = True
+    grid = flags.reshape(chunks, 65536)
+    counts = np.count_nonzero(grid, axis=1)
+    keys = np.flatnonzero(counts)
+    bodies, sizes = [], []
+    for key in keys.tolist():
+        if counts[key] > 4096:
+            bodies.append(np.packbits(grid[key], bitorder="little").tobytes())
+        else:
+            bodies.append(np.flatnonzero(grid[key]).astype("<u2").tobytes())
+        sizes.append(len(bodies[-1]))
+    header = np.empty((len(keys), 2), dtype="<u2")
+    header[:, 0], header[:, 1] = keys, counts[keys] - 1
+    starts = np.cumsum([8 + 8 * len(keys), *sizes[:-1]]).astype("<u4")
+    portable = b"".join([struct.pack("<II", _COOKIE_NO_RUNS, len(keys)), header.tobytes(),
+                         starts.tobytes(), *bodies])
+    return BitMap64.deserialize(struct.pack("<QI", 1, 0) + portable)
 
 
 def canonical(people: PeopleSet) -> BitMap64:

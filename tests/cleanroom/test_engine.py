@@ -120,7 +120,7 @@ def test_segments_below_minimum_disappear(tmp_path):
                 attributes=AIRLINE_ATTRS)
     write_party(tmp_path / "brand.tokens.parquet", "brand", brand, attributes=BRAND_ATTRS)
     path = write_collab(tmp_path, min_a=5, min_b=21)  # the highest minimum wins
-    with cleanroom.open_collaboration(path) as room:
+    with cleanroom.open_collaboration(path, difference_checks=False) as room:
         r = room.overlap("airline", by=["airline.tier"], metrics=["AVG(airline.miles)"])
         entries = room.audit.entries()
     assert r.threshold == 21
@@ -130,6 +130,15 @@ def test_segments_below_minimum_disappear(tmp_path):
     # silver (20), phone (10) and name_dob (0) were dropped; the audit log says how many.
     assert entries[-1]["rows_suppressed"] == 3
     assert entries[-1]["rows_returned"] == r.rows_returned == 5  # 2 tables, overlap, email, gold
+    # With difference checks (the default), email (35) and gold (25) are withheld too: each
+    # differs from the overlap (45) by fewer than 21 people (phone's 10, silver's 20).
+    with cleanroom.open_collaboration(path) as room:
+        r = room.overlap("airline", by=["airline.tier"], metrics=["AVG(airline.miles)"])
+        entry = room.audit.entries()[-1]
+    assert r.links_by_rule == {} and r.segments == [] and r.overlap == {"entities": 45}
+    assert r.privacy == {"mode": "threshold", "difference_check": {"suppressed": 2}}
+    assert (entry["rule"], entry["difference_suppressed"]) == ("difference_check", 2)
+    assert entry["rows_suppressed"] == 5 and entry["rows_returned"] == 3
 
 
 def test_overall_counts_are_thresholded_too(tmp_path):

@@ -103,7 +103,8 @@ def test_plan_filters_before_having_order_and_limit(con):
                   "ORDER BY s LIMIT 2", TABLES, "airline")
     p = plan(q, con, "_cr_groups")
     assert "count(DISTINCT a.entity_id) AS _cr_n" in p.groups_sql
-    assert p.answer_sql.startswith("SELECT _cr_g0 AS tier, _cr_a0 AS s FROM _cr_groups WHERE "
+    assert p.answer_sql.startswith("SELECT _cr_g0 AS tier, _cr_a0 AS s, _cr_i FROM _cr_groups "
+                                   "WHERE "
                                    "((_cr_n >= 8) AND TRY(")
     assert p.answer_sql.endswith("ORDER BY _cr_a0 LIMIT 2")
 

@@ -33,7 +33,10 @@ def test_overlap_json_keys(collab):
     assert data["tables"]["airline"] == {"rows": 96, "entities": 91}
     assert data["overlap"]["entities"] == 45
     assert data["match_rate"]["brand"] == round(45 / 66, 6)
-    assert data["links_by_rule"] == {"email": 35}  # phone (10) is below 12
+    # phone (10) is below 12; email (35) is withheld by the difference check: its people
+    # differ from the overlap's (45) by 10, the people linked by phone
+    assert data["links_by_rule"] == {}
+    assert data["privacy"] == {"mode": "threshold", "difference_check": {"suppressed": 1}}
     assert data["threshold"] == 12
     assert data["segments"] == [
         {"airline.tier": "gold", "entities": 25, "SUM(airline.miles)": 250},

@@ -1,0 +1,276 @@
+"""Stable person ids: the same people get the same ids after any re-upload, so difference
+checks compare people, not rows.
+
+Entity ids belong to one resolution (scrambled with a fresh key from record positions), so
+they cannot be compared across re-uploads. Instead, for each table t and each entity e with
+records in t, a person key K_t(e) is derived from e's tokens in t: the smallest, over e's
+records in t, of a 64-bit hash of the record's join-column tokens, salted with a secret the
+engine keeps in the collaboration's state folder. It depends only on tokens, never on row
+positions, so dropping or reordering other rows leaves it unchanged. Two entities can share a
+key only if records of both hold exactly the same tokens — tokens that linked no one (over-
+shared, or all missing); such entities fall back to a key of their record's random `row_id`.
+
+Keys are mapped to dense ids (0, 1, 2, … in key order as they are first seen) by a registry
+per table in the state folder, which only grows; so people sets are compact roaring bitmaps,
+and an id says nothing about a token, a row or an entity. Each table has its own id space: a
+row's people are given per table (see `DifferenceGuard`), so an owner rewriting its own table
+cannot disguise who is in a row as the other tables know them.
+
+Per resolution, the entity → id map of each table (sorted numpy arrays) and the people of the
+overlap summary rows are cached in `.cleanroom-cache/people-<key>/`; the registry, the salt
+and the difference memories live in `.cleanroom-privacy/` and must not be deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import weakref
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from cleanroom.config import Collaboration, Roster
+from cleanroom.privacy import PeopleSet, file_lock, people_set, write_durably
+from protocols import KeyMaterialError, PolicyRefusal, atomic_path
+
+from ._resolve import Resolution
+from ._sql import Sql, execute, quote_ident
+
+STATE_DIR = ".cleanroom-privacy"
+KEY_VERSION = "cleanroom-person-key/v1"
+_SECRET = "secret"
+_SECRET_BYTES = 32
+
+
+class _Room(Protocol):
+    collaboration: Collaboration
+
+    @property
+    def connection(self) -> Any: ...
+
+    def resolution(self, *, refresh: bool = False) -> Resolution: ...
+
+    def entity_rows_sql(self, name: str, columns: Sequence[str], *, overlap_only: bool,
+                        record_id: str | None = None,
+                        token_columns: Sequence[str] = ()) -> Sql: ...
+
+
+def state_folder(collaboration: Collaboration | Roster) -> Path:
+    """The collaboration's privacy state: salt, person registries, memories, budget."""
+    return collaboration.path.parent / STATE_DIR
+
+
+def engine_secret(folder: Path) -> bytes:
+    """The engine's own 32-byte secret for this collaboration (made once, mode 0600)."""
+    path = folder / _SECRET
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(os.urandom(_SECRET_BYTES))
+            fh.flush()
+            os.fsync(fh.fileno())
+    for _ in range(100):  # a racing creator may still be writing its 32 bytes
+        data = path.read_bytes()
+        if len(data) == _SECRET_BYTES:
+            return data
+        if data:
+            break
+    raise KeyMaterialError(f"{STATE_DIR}/{_SECRET} is damaged (not {_SECRET_BYTES} bytes)")
+
+
+@dataclass(frozen=True)
+class _Map:
+    """Entity id → person id for one table (both sorted by entity id)."""
+
+    entities: np.ndarray
+    people: np.ndarray
+
+    def ids(self, entity_ids: np.ndarray) -> np.ndarray:
+        """Person ids of these entities (each must have records in the table)."""
+        at = np.searchsorted(self.entities, entity_ids)
+        at[at >= len(self.entities)] = 0
+        if entity_ids.size and not np.array_equal(self.entities[at], entity_ids):
+            raise PolicyRefusal("difference_check", "an answer's people are not in the "
+                                "people index of this resolution; nothing can be checked")
+        return self.people[at]
+
+
+class PeopleIndex:
+    """The stable person ids of one resolution, per table, and the summary rows' people."""
+
+    def __init__(self, folder: Path, tables: Sequence[str], rules: Sequence[str]) -> None:
+        self.folder, self.tables, self.rules = folder, tuple(tables), tuple(rules)
+        self._maps: dict[str, _Map] = {}
+        self._sets: dict[str, PeopleSet] = {}
+
+    def _map(self, table: str) -> _Map:
+        if table not in self._maps:
+            i = self.tables.index(table)
+            self._maps[table] = _Map(np.load(self.folder / f"t{i}.entities.npy", mmap_mode="r"),
+                                     np.load(self.folder / f"t{i}.people.npy", mmap_mode="r"))
+        return self._maps[table]
+
+    def _set(self, name: str, make: Any) -> PeopleSet:
+        if name not in self._sets:
+            path = self.folder / f"{name}.roaring"
+            if path.exists():
+                from pyroaring import BitMap64
+                self._sets[name] = BitMap64.deserialize(path.read_bytes())
+            else:
+                people = make()
+                write_durably(path, people.serialize())
+                self._sets[name] = people
+        return self._sets[name]
+
+    def row(self, entity_ids: np.ndarray, tables: Iterable[str]) -> dict[str, PeopleSet]:
+        """The people of a row of these entities, as each of `tables` knows them."""
+        ents = np.asarray(entity_ids, dtype=np.int64)
+        return {t: people_set(self._map(t).ids(ents)) for t in tables}
+
+    def table(self, table: str) -> dict[str, PeopleSet]:
+        """Everyone with records in `table` (the `tables.<t>` summary row)."""
+        i = self.tables.index(table)
+        return {table: self._set(f"table{i}", lambda: people_set(
+            np.asarray(self._map(table).people)))}
+
+    def overlap(self) -> dict[str, PeopleSet]:
+        """The people in every table (the `overlap` row), as each table knows them."""
+        ents = np.load(self.folder / "overlap.entities.npy", mmap_mode="r")
+        return {t: self._set(f"overlap{i}", lambda t=t: people_set(self._map(t).ids(ents)))
+                for i, t in enumerate(self.tables)}
+
+    def links(self, rule: str) -> dict[str, PeopleSet]:
+        """The overlapping people linked by `rule` (a `links_by_rule` row)."""
+        r = self.rules.index(rule)
+        ents = np.load(self.folder / "overlap.entities.npy", mmap_mode="r")
+        rules = np.load(self.folder / "overlap.rules.npy", mmap_mode="r")
+        mine = np.asarray(ents[rules == r])
+        return {t: self._set(f"links{r}.{i}", lambda t=t: people_set(self._map(t).ids(mine)))
+                for i, t in enumerate(self.tables)}
+
+
+_INDEXES: weakref.WeakKeyDictionary[Any, PeopleIndex] = weakref.WeakKeyDictionary()
+
+
+def people_index(room: _Room, cache_dir: Path) -> PeopleIndex:
+    """The people index of the room's current resolution: loaded, or built once (and the
+    registries grown) under the state folder's lock."""
+    res = room.resolution()
+    collab = room.collaboration
+    tables = tuple(collab.tables)
+    folder = cache_dir / f"people-{res.cache_key[:24]}"
+    known = _INDEXES.get(room)
+    if known is not None and known.folder == folder:
+        return known
+    index = PeopleIndex(folder, tables, tuple(res.links_by_rule))
+    if not (folder / "done").exists():
+        state = state_folder(collab) / "people"
+        with file_lock(state / "lock", exclusive=True):
+            if not (folder / "done").exists():
+                _build(room, res, state, folder)
+                for old in cache_dir.glob("people-*"):
+                    if old != folder and old.is_dir():
+                        _remove(old)
+    _INDEXES[room] = index
+    return index
+
+
+def _build(room: _Room, res: Resolution, state: Path, folder: Path) -> None:
+    """Compute every table's person ids (growing its registry) and the overlap's entities."""
+    con = room.connection
+    collab = room.collaboration
+    salt = engine_secret(state.parent)
+    _check_key_function(con, state, salt)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, (name, table) in enumerate(collab.tables.items()):
+        joins = list(table.policy.join_columns)
+        fallback = "row_id" if "row_id" in pq.read_schema(table.tokens).names else None
+        rows = room.entity_rows_sql(name, [], overlap_only=False, record_id="_cr_rid",
+                                    token_columns=joins + ([fallback] if fallback else []))
+        toks = ", ".join(f"r.{quote_ident(c, joins)}" for c in joins)
+        row = f"r.{quote_ident(fallback)}" if fallback else "r._cr_rid"
+        execute(con, "DROP TABLE IF EXISTS _cr_pk")
+        execute(con, Sql(
+            "CREATE TEMP TABLE _cr_pk AS SELECT r.entity_id AS eid, "
+            f"min(hash(CAST(? AS BLOB), ?, {toks})) AS k, "
+            f"min(hash(CAST(? AS BLOB), ?, 'row', {row})) AS k2 "
+            f"FROM ({rows.text}) r GROUP BY r.entity_id",
+            (salt, name, salt, name, *rows.params)))
+        # entities sharing a key (records with identical, unlinking tokens) use the fallback
+        execute(con, "CREATE OR REPLACE TEMP TABLE _cr_pk AS SELECT eid, CASE WHEN k IN "
+                     "(SELECT k FROM _cr_pk GROUP BY k HAVING count(*) > 1) THEN k2 ELSE k END "
+                     "AS k FROM _cr_pk")
+        registry = state / f"{name}.parquet"
+        old = Sql("SELECT * FROM read_parquet(?)", (os.fspath(registry),)) if registry.exists() \
+            else Sql("SELECT CAST(NULL AS UBIGINT) AS k, CAST(NULL AS UBIGINT) AS id LIMIT 0")
+        execute(con, Sql(f"CREATE OR REPLACE TEMP TABLE _cr_reg AS {old.text}", old.params))
+        execute(con, "CREATE OR REPLACE TEMP TABLE _cr_new AS SELECT DISTINCT p.k FROM _cr_pk p "
+                     "ANTI JOIN _cr_reg r ON r.k = p.k")
+        if execute(con, "SELECT count(*) FROM _cr_new").fetchone() != (0,):
+            execute(con, "INSERT INTO _cr_reg SELECT k, (SELECT count(*) FROM _cr_reg) "
+                         "+ row_number() OVER (ORDER BY k) - 1 FROM _cr_new")
+            with atomic_path(registry, 0o600) as tmp:
+                execute(con, Sql("COPY _cr_reg TO ? (FORMAT parquet, COMPRESSION zstd)",
+                                 (os.fspath(tmp),)))
+                _fsync(tmp)
+        got = execute(con, "SELECT p.eid, r.id FROM _cr_pk p JOIN _cr_reg r ON r.k = p.k "
+                           "ORDER BY p.eid").fetchnumpy()
+        _save(folder / f"t{i}.entities.npy", np.asarray(got["eid"], dtype=np.int64))
+        _save(folder / f"t{i}.people.npy", np.asarray(got["id"], dtype=np.uint64))
+        for t in ("_cr_pk", "_cr_reg", "_cr_new"):
+            execute(con, f"DROP TABLE {t}")
+    got = execute(con, Sql(
+        "SELECT entity_id AS eid, CAST(coalesce(min(rule), -1) AS SMALLINT) AS rule "
+        "FROM read_parquet(?) WHERE n_tables = ? GROUP BY entity_id ORDER BY entity_id",
+        (os.fspath(res.path), len(collab.tables)))).fetchnumpy()
+    _save(folder / "overlap.entities.npy", np.asarray(got["eid"], dtype=np.int64))
+    _save(folder / "overlap.rules.npy", np.asarray(got["rule"], dtype=np.int16))
+    write_durably(folder / "done", b"")
+
+
+def _check_key_function(con: Any, state: Path, salt: bytes) -> None:
+    """Refuse if the registries were made by another hash function (a changed engine would
+    give everyone new ids, silently emptying the memory)."""
+    got = execute(con, Sql("SELECT hash(CAST(? AS BLOB), ?)", (salt, KEY_VERSION))).fetchone()
+    check = str(got[0]) if got else ""
+    meta_path = state / "meta.json"
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("check") != check:
+            raise PolicyRefusal(
+                "difference_check", "the person keys of this collaboration were made by "
+                "another version of the engine; the difference-check memory cannot be "
+                "matched with today's people until the operator resets it")
+        return
+    write_durably(meta_path, json.dumps({"version": KEY_VERSION, "check": check}).encode())
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path, 0o600) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array)
+        _fsync(tmp)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove(folder: Path) -> None:
+    for p in folder.iterdir():
+        p.unlink(missing_ok=True)
+    folder.rmdir()
+

@@ -12,7 +12,8 @@ import argparse
 import subprocess
 import sys
 
-BENCHES = ("normalize", "tokenize", "engine", "query", "psi", "platform_export", "c3r", "serve")
+BENCHES = ("normalize", "tokenize", "engine", "query", "psi", "platform_export", "c3r", "serve",
+           "match")
 
 
 def main(argv: list[str]) -> int:

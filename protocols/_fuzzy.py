@@ -132,8 +132,15 @@ def derive_forms(kind: str, values: pa.Array | pa.ChunkedArray) -> dict[str, pa.
 def fuzzy_tokens(secret: CollaborationSecret, kind: str,
                  values: pa.Array | pa.ChunkedArray) -> dict[str, pa.Array]:
     """HMAC tokens of every derived form, keyed by column name `<kind>__<form>`."""
-    return {form_column(kind, form): hmac_tokens(derive_fuzzy_key(secret, kind, form), arr)
+    return {form_column(kind, form): form_tokens(derive_fuzzy_key(secret, kind, form), arr)
             for form, arr in derive_forms(kind, values).items()}
+
+
+def form_tokens(key: bytes, values: pa.Array) -> pa.Array:
+    """`hmac_tokens(key, values)`, computed once per distinct value: a form has few distinct
+    values (a phonetic code, a year), so this is several times faster on large columns."""
+    encoded = pc.dictionary_encode(values)
+    return hmac_tokens(key, encoded.dictionary).take(encoded.indices)
 
 
 def _check_form(kind: str, form: str) -> None:

@@ -42,6 +42,7 @@ from ._fuzzy import (
     FUZZY_VERSION,
     derive_forms,
     derive_fuzzy_key,
+    form_tokens,
     fuzzy_library_versions,
 )
 from ._io import atomic_path, ensure_parent
@@ -230,7 +231,10 @@ def tokenize_batch(
     for col, key in zip(plan.columns, plan.keys, strict=True):
         if col.form is not None:
             values, reasons = _form_values(plan, batch, col, cache)
-        elif not col.match_key:
+            tokens.append(form_tokens(key, values))
+            counts.append(count_reasons(reasons))
+            continue
+        if not col.match_key:
             values, reasons = _normalized(plan, batch, *col.parts[0], cache)
         else:
             pairs = [_normalized(plan, batch, kind, column, cache) for kind, column in col.parts]

@@ -53,9 +53,9 @@ def test_writes_the_input_back_with_a_person_id(crm, deduped):
     people = truth.loc[out["customer_id"]].to_numpy()
     frame = pd.DataFrame({"p": out["person_id"], "t": people})
     several = frame.groupby("t").filter(lambda g: len(g) > 1).groupby("t")["p"].nunique()
-    assert (several == 1).mean() >= 0.75  # about 15% share nothing but their name
+    assert (several == 1).mean() >= 0.7  # about 20% share nothing but their name
     mixed = frame.groupby("p")["t"].nunique()
-    assert (mixed > 1).sum() <= 0.02 * len(mixed)
+    assert (mixed > 1).sum() <= 0.005 * len(mixed)
 
 
 def test_report_counts_and_masked_examples(crm, deduped):

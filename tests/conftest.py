@@ -29,6 +29,17 @@ def invoke_cli(*args: Any, **kwargs: Any) -> Result:
     return CliRunner().invoke(main, [str(a) for a in args], **kwargs)
 
 
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`cleanroom demo --rows 10000 --seed 7`, run once per session: its output folder
+    (copy its `cleanroom/` before writing to it: see tests/system/_demo.py)."""
+    from cleanroom.cli import run_demo
+
+    out = tmp_path_factory.mktemp("demo") / "run"
+    run_demo(out, rows=10_000, seed=7, echo=lambda line: None)
+    return out
+
+
 @pytest.fixture
 def runner() -> Callable[..., Result]:
     """`runner("overlap", path, "--json")` -> the click Result (exit_code, stdout, stderr)."""

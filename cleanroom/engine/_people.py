@@ -17,14 +17,16 @@ row's people are given per table (see `DifferenceGuard`), so an owner rewriting 
 cannot disguise who is in a row as the other tables know them.
 
 Per resolution, the entity → id map of each table (sorted numpy arrays) and the people of the
-overlap summary rows are cached in `.cleanroom-cache/people-<key>/`; the registry, the salt
-and the difference memories live in `.cleanroom-privacy/` and must not be deleted.
+overlap summary rows are kept beside the registries, in `.cleanroom-privacy/people/r-<key>/`
+(derived from them, so they live and go with them); the registry, the salt and the
+difference memories live in `.cleanroom-privacy/` and must not be deleted.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import pyarrow.parquet as pq
+from pyroaring import BitMap64
 
 from cleanroom.config import Collaboration, Roster
 from cleanroom.privacy import PeopleSet, file_lock, people_set, write_durably
@@ -45,6 +48,7 @@ STATE_DIR = ".cleanroom-privacy"
 KEY_VERSION = "cleanroom-person-key/v1"
 _SECRET = "secret"
 _SECRET_BYTES = 32
+_KEEP_OLD_SECONDS = 3600
 
 
 class _Room(Protocol):
@@ -120,16 +124,21 @@ class PeopleIndex:
         return self._maps[table]
 
     def _set(self, name: str, make: Any) -> PeopleSet:
+        """A summary row's people: from its file (written when the index was built)."""
         if name not in self._sets:
             path = self.folder / f"{name}.roaring"
-            if path.exists():
-                from pyroaring import BitMap64
-                self._sets[name] = BitMap64.deserialize(path.read_bytes())
-            else:
-                people = make()
-                write_durably(path, people.serialize())
-                self._sets[name] = people
+            self._sets[name] = BitMap64.deserialize(path.read_bytes()) if path.exists() \
+                else make()
         return self._sets[name]
+
+    def save_summaries(self) -> None:
+        """Write every summary row's people once, at build time (so answers only read)."""
+        sets = {**{f"table{i}": self.table(t)[t] for i, t in enumerate(self.tables)},
+                **{f"overlap{i}": v for i, v in enumerate(self.overlap().values())}}
+        for r, rule in enumerate(self.rules):
+            sets.update({f"links{r}.{i}": v for i, v in enumerate(self.links(rule).values())})
+        for name, people in sets.items():
+            write_durably(self.folder / f"{name}.roaring", people.serialize())
 
     def row(self, entity_ids: np.ndarray, tables: Iterable[str]) -> dict[str, PeopleSet]:
         """The people of a row of these entities, as each of `tables` knows them."""
@@ -161,24 +170,27 @@ class PeopleIndex:
 _INDEXES: weakref.WeakKeyDictionary[Any, PeopleIndex] = weakref.WeakKeyDictionary()
 
 
-def people_index(room: _Room, cache_dir: Path) -> PeopleIndex:
+def people_index(room: _Room) -> PeopleIndex:
     """The people index of the room's current resolution: loaded, or built once (and the
     registries grown) under the state folder's lock."""
     res = room.resolution()
     collab = room.collaboration
     tables = tuple(collab.tables)
-    folder = cache_dir / f"people-{res.cache_key[:24]}"
+    state = state_folder(collab) / "people"
+    folder = state / f"r-{res.cache_key[:24]}"
     known = _INDEXES.get(room)
     if known is not None and known.folder == folder:
         return known
     index = PeopleIndex(folder, tables, tuple(res.links_by_rule))
     if not (folder / "done").exists():
-        state = state_folder(collab) / "people"
         with file_lock(state / "lock", exclusive=True):
             if not (folder / "done").exists():
                 _build(room, res, state, folder)
-                for old in cache_dir.glob("people-*"):
-                    if old != folder and old.is_dir():
+                index.save_summaries()
+                write_durably(folder / "done", b"")
+                for old in state.glob("r-*"):  # an hour's grace for answers still reading
+                    if old != folder and old.is_dir() and \
+                            time.time() - old.stat().st_mtime > _KEEP_OLD_SECONDS:
                         _remove(old)
     _INDEXES[room] = index
     return index
@@ -234,7 +246,6 @@ def _build(room: _Room, res: Resolution, state: Path, folder: Path) -> None:
         (os.fspath(res.path), len(collab.tables)))).fetchnumpy()
     _save(folder / "overlap.entities.npy", np.asarray(got["eid"], dtype=np.int64))
     _save(folder / "overlap.rules.npy", np.asarray(got["rule"], dtype=np.int16))
-    write_durably(folder / "done", b"")
 
 
 def _check_key_function(con: Any, state: Path, salt: bytes) -> None:

@@ -299,7 +299,7 @@ class CleanRoom:
 
     def people_index(self) -> PeopleIndex:
         """Stable person ids of the current resolution (built once per resolution)."""
-        return people_index(self, self.collaboration.path.parent / CACHE_DIR)
+        return people_index(self)
 
     def budget(self) -> dict[str, Any]:
         """The privacy budget: mode, epsilon, spent, remaining, queries (see RoomPrivacy)."""

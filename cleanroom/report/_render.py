@@ -9,7 +9,8 @@ The dict (all keys but `summary` optional):
 
     title, collaboration_id, viewer, generated_at, version
     summary    the overlap result without --by: tables.<t>.rows/entities, overlap.entities,
-               match_rate.<t>, links_by_rule.<rule>, threshold
+               match_rate.<t>, links_by_rule.<rule>, threshold, matching (method,
+               threshold, fields; probabilistic: weights [{field, level, m, u, match_weight}])
     segments   {"by": ["airline.tier", "brand.category"], "metric": "SUM(brand.spend)" | None,
                 "rows": [...overlap --by result rows...],
                 "values": {"airline.tier": [known values, in display order], ...}}
@@ -31,6 +32,7 @@ from typing import Any
 from protocols import write_bytes_atomic
 
 _A, _B, _BOTH = "#1f5f99", "#e0603a", "#7a4fa0"
+_GOOD, _BAD = "#1e8a5a", "#c0392b"
 
 
 def _e(value: Any) -> str:
@@ -213,7 +215,8 @@ def _links(summary: Mapping[str, Any], minimum: Any) -> str:
     for i, (rule, count) in enumerate(links.items()):
         shown = _e(_num(count)) if count is not None else _below(minimum)
         frac = None if count is None else count / total
-        items.append((f"by {rule}", frac, shown, palette[i % len(palette)]))
+        label = "by the model" if rule == "probabilistic" else f"by {rule}"
+        items.append((label, frac, shown, palette[i % len(palette)]))
     return _bars(items)
 
 
@@ -229,6 +232,59 @@ def _dedup(summary: Mapping[str, Any], names: Sequence[str]) -> str:
     return ("<table><thead><tr><th>Table</th><th class='num'>Records</th>"
             "<th class='num'>People</th><th class='num'>Duplicates merged</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+_WEIGHT_CAP = 20.0  # bits shown at full bar length; a level the model never saw in a match
+                   # gets an extreme weight (say -110), drawn as "-20 or less"
+
+
+def _matching(summary: Mapping[str, Any]) -> tuple[str, str]:
+    """What drove the links: the method and, for probabilistic matching, the trained
+    model's match weight (log2 m/u) per field and agreement level. Returns (lede, HTML)."""
+    m = _get(summary, "matching") or {}
+    fields = [str(f) for f in m.get("fields") or []]
+    if m.get("method") != "probabilistic":
+        lede = ("Deterministic matching: two records are the same person when they share a "
+                "token of one of these columns, in this order of priority.")
+        chips = "".join(f'<span class="chip">{_e(f)}</span>' for f in fields)
+        return lede, f'<p class="chips">{chips or "–"}</p>'
+    lede = (f"Probabilistic matching (Fellegi–Sunter, trained on the collaboration’s own "
+            f"tokens): two records are linked when the evidence below adds up to a match "
+            f"probability of at least {_e(_pct(m.get('threshold')))}. Each bar is the weight "
+            "one agreement level adds (right, green) or takes away (left, red), in bits: "
+            "+10 makes a match about 1,000 times more likely. Tokens only: no value was seen.")
+    by_field: dict[str, list[Mapping[str, Any]]] = {}
+    for w in m.get("weights") or []:
+        by_field.setdefault(str(w.get("field")), []).append(w)
+    blocks = []
+    for field in fields or list(by_field):
+        rows = []
+        for w in by_field.get(field, []):
+            rows.append(_weight_row(str(w.get("level", "")), w.get("match_weight"),
+                                    w.get("m"), w.get("u")))
+        blocks.append(f'<div class="weights"><h3>{_e(field.replace("_", " "))}</h3>'
+                      f'{"".join(rows)}</div>')
+    return lede, f'<div class="weight-grid">{"".join(blocks)}</div>'
+
+
+def _weight_row(level: str, weight: Any, m: Any, u: Any) -> str:
+    """One agreement level: label, a bar from the centre line, the weight in bits."""
+    label = {"else": "disagree", "exact": "same token"}.get(level, level.replace("_", " "))
+    if not isinstance(weight, int | float) or math.isnan(weight):
+        bar, text = "", "–"
+    else:
+        frac = min(abs(weight), _WEIGHT_CAP) / _WEIGHT_CAP
+        side, colour = ("left", _BAD) if weight < 0 else ("right", _GOOD)
+        bar = (f'<span class="bar {side}" style="width:{50 * frac:.1f}%;'
+               f'background:{colour}"></span>')
+        text = (f"{weight:+.1f}" if abs(weight) <= _WEIGHT_CAP
+                else f"−{_WEIGHT_CAP:.0f} or less" if weight < 0
+                else f"+{_WEIGHT_CAP:.0f} or more")
+    tip = (f"m = {m:.3g}, u = {u:.3g}" if isinstance(m, int | float) and isinstance(u, int | float)
+           else "not estimated")
+    return (f'<div class="wrow" title="{_e(tip)}"><span class="wl">{_e(label)}</span>'
+            f'<span class="track"><span class="axis"></span>{bar}</span>'
+            f'<span class="wv">{_e(text)}</span></div>')
 
 
 def _short(column: str) -> str:
@@ -351,6 +407,7 @@ def render_report(data: Mapping[str, Any]) -> str:
     names = list((summary.get("tables") or {}).keys())
     minimum = summary.get("threshold", data.get("threshold", "the minimum"))
     seg_title, seg_lede, heat = _heatmap(data.get("segments"), minimum)
+    matching_lede, matching = _matching(summary)
     template = Template(
         resources.files("cleanroom.report").joinpath("templates/report.html").read_text("utf-8"))
     return template.substitute(
@@ -365,6 +422,8 @@ def render_report(data: Mapping[str, Any]) -> str:
         match_rates=_match_rates(summary, names),
         links=_links(summary, minimum),
         dedup=_dedup(summary, names),
+        matching_lede=matching_lede,
+        matching=matching,
         segments_title=_e(seg_title),
         segments_lede=seg_lede,
         heatmap=heat,

@@ -141,13 +141,18 @@ def test_the_entity_map_is_cached_and_reused(probabilistic):
     assert again.from_cache and again.to_dict() == first.to_dict()
 
 
-def test_deterministic_stays_the_default(runner, demo):
+@pytest.fixture(scope="module")
+def deterministic(demo):
     root, _ = demo
     d = root / "default"
     d.mkdir()
     for p in IDS:
         shutil.copy(root / "exact" / f"{p}.tokens.parquet", d)
-    collab = _collab(d, {"rules": ["email", "phone", "name_dob"]})
+    return _collab(d, {"rules": ["email", "phone", "name_dob"]})
+
+
+def test_deterministic_stays_the_default(runner, deterministic):
+    collab = deterministic
     data = json.loads(runner("overlap", collab, "--as", "airline", "--json").stdout)
     assert data["matching"] == {"method": "deterministic", "threshold": None,
                                 "fields": ["email", "phone", "name_dob"]}
@@ -186,3 +191,21 @@ def test_tables_must_agree_on_the_compared_columns(runner, demo, tmp_path):
     with open_collaboration(collab) as room:
         compared = room.resolution().matching["compared"]
     assert compared["last_name"] == ["last_name"]
+
+
+def test_the_report_shows_what_drove_the_links(runner, probabilistic, deterministic, tmp_path):
+    _, collab = probabilistic
+    out = tmp_path / "report.html"
+    res = runner("report", collab, "--as", "airline", "--out", out)
+    assert res.exit_code == 0, res.output
+    page = out.read_text()
+    section = page.split('id="matching"')[1].split("</section>")[0]
+    assert "What drove the links" in section and "at least 90.0%" in section
+    for field in ("email", "first name", "dob", "postal code"):
+        assert f"<h3>{field}</h3>" in section
+    assert section.count('class="wrow"') > 20 and "same token" in section
+    assert "by the model" in page
+    page = tmp_path / "det.html"
+    assert runner("report", deterministic, "--as", "airline", "--out", page).exit_code == 0
+    det = page.read_text().split('id="matching"')[1].split("</section>")[0]
+    assert "Deterministic matching" in det and '<span class="chip">name_dob</span>' in det

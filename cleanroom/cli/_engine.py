@@ -42,8 +42,17 @@ def policy_check(collab: Path | Server, as_json: bool, identity: str | None,
     c = report["collaboration"]
     click.echo(f"Collaboration {c['name']} ({c['id']}): valid.")
     m = report["matching"]
-    click.echo(f"Records are linked by {', '.join(m['rules'])} (in that order); a token shared "
-               f"by more than {m['max_records_per_token']} records of one table is ignored.")
+    if m.get("method") == "probabilistic":
+        fields = ", ".join(m["rules"]) or "every join column the tables' policies name"
+        click.echo(f"Records are linked probabilistically: a model trained on the tokens "
+                   f"compares {fields} (and their fuzzy forms) and links two records at a "
+                   f"match probability of at least {m['threshold']:.0%}; a token of an "
+                   f"identifier shared by more than {m['max_records_per_token']} records of "
+                   "one table is ignored.")
+    else:
+        click.echo(f"Records are linked by {', '.join(m['rules'])} (in that order); a token "
+                   f"shared by more than {m['max_records_per_token']} records of one table "
+                   "is ignored.")
     if report["joint_minimum"] is not None:
         click.echo(f"Every number from a joint analysis stands for at least "
                    f"{report['joint_minimum']} distinct people (the highest minimum wins).")

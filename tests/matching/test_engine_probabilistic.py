@@ -209,3 +209,12 @@ def test_the_report_shows_what_drove_the_links(runner, probabilistic, determinis
     assert runner("report", deterministic, "--as", "airline", "--out", page).exit_code == 0
     det = page.read_text().split('id="matching"')[1].split("</section>")[0]
     assert "Deterministic matching" in det and '<span class="chip">name_dob</span>' in det
+
+
+def test_policy_check_says_how_records_are_linked(runner, probabilistic):
+    _, collab = probabilistic
+    res = runner("policy", "check", collab)
+    assert res.exit_code == 0, res.output
+    assert ("Records are linked probabilistically: a model trained on the tokens compares "
+            "every join column the tables' policies name (and their fuzzy forms) and links two "
+            "records at a match probability of at least 90%") in res.stdout

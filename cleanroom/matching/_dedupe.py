@@ -80,6 +80,7 @@ class DedupeOptions:
     u_max_pairs: float = 5e6
     seed: int = 7
     keep_pairs_above: float = 0.5
+    em_max_records: int = 500_000
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -255,7 +256,8 @@ def _train_and_score(arrays: dict[str, pa.Array], n: int, opts: DedupeOptions
             linker = train(make_linker, deterministic=[block_on(*r) for r in deterministic],
                            prior_recall=opts.prior_recall, fallback_prior=1.0 / max(n, 2),
                            u_max_pairs=opts.u_max_pairs, seed=opts.seed,
-                           em_rules=[block_on(*r) for r in training])
+                           em_rules=[block_on(*r) for r in training],
+                           em_sample=min(1.0, opts.em_max_records / max(n, 1)))
             timings["train"] = time.perf_counter() - t
             t = time.perf_counter()
             pairs = scored_pairs(linker, db.duckdb_con, opts.keep_pairs_above)

@@ -172,7 +172,11 @@ def test_rewrite_equals_reference(con, sql, reference, ordered):
     want = [tuple(r) for r in cur.fetchall()]
     assert got.columns == tuple(d[0] for d in cur.description)  # DuckDB's own column names
     rows = list(got.rows)
-    assert rows == want if ordered else sorted(rows) == sorted(want)
+    if not ordered:
+        rows, want = sorted(rows), sorted(want)
+    # floating sums may differ in the last bits: the order of additions is DuckDB's to choose
+    assert rows == [tuple(pytest.approx(v, rel=1e-12) if isinstance(v, float) else v
+                          for v in row) for row in want]
     assert all("ZRH" not in row for row in rows)  # the two-person group never shows
 
 

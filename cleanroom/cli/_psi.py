@@ -11,8 +11,9 @@ from ._params import CollaborationIdParam, KindColumnParam, json_option, profile
 
 _JSON = json_option()
 _WORKERS = click.option("--workers", type=click.IntRange(min=1), default=None,
-                        help="Processes for hashing and blinding (default: all cores for "
-                             "large inputs).")
+                        help="Processes for hashing and blinding (default: one per core this "
+                             "process may run on, for large inputs; pin it to one core, e.g. "
+                             "with taskset, and it works in-line).")
 
 
 @click.group()

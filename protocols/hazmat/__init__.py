@@ -10,6 +10,7 @@ vectors, to measure the building blocks, or to build a new recipe that adds thos
 
     hmac_token(key, value) / hmac_tokens(key, values)   keyed token of a normalized value
     hash_to_curve(msg, dst) / hash_to_curve_u(msg, dst)  RFC 9380, curve25519 (ELL2)
+    u_on_curve(points) / first_off_curve(points)          curve (not twist) checks of u-coordinates
     psi_blind_values(key, collaboration_id, kind, values) / psi_reblind_values(key, points)
 """
 

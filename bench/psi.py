@@ -329,45 +329,6 @@ def run_cleanroom_cli(a: list[str], b: list[str], work: Path) -> tuple[float, St
     return wall, steps, {a[int(u)] for (u,) in uids}
 
 
-def openmined_step(step: str, work: Path) -> None:
-    """One OpenMined PSI step as its own process (A is the client, B the server)."""
-    import private_set_intersection.python as om
-
-    def items(name: str) -> list[str]:
-        return (work / f"om_{name}.txt").read_text().split("\n")
-
-    if step == "server-setup":
-        server = om.server.CreateWithNewKey(True)
-        (work / "om_server.key").write_bytes(server.GetPrivateKeyBytes())
-        client_size = int((work / "om_a.count").read_text())  # OpenMined's server needs it
-        setup = server.CreateSetupMessage(1e-9, client_size, items("b"), om.DataStructure.GCS)
-        (work / "om_setup.bin").write_bytes(setup.SerializeToString())
-    elif step == "client-request":
-        client = om.client.CreateWithNewKey(True)
-        (work / "om_client.key").write_bytes(client.GetPrivateKeyBytes())
-        (work / "om_request.bin").write_bytes(client.CreateRequest(items("a")).SerializeToString())
-    elif step == "server-response":
-        server = om.server.CreateFromKey((work / "om_server.key").read_bytes(), True)
-        request = om.Request()
-        request.ParseFromString((work / "om_request.bin").read_bytes())
-        (work / "om_response.bin").write_bytes(server.ProcessRequest(request).SerializeToString())
-    elif step == "one-process":  # every step in turn, as bench.psi's in-process mode does
-        client = om.client.CreateWithNewKey(True)
-        server = om.server.CreateWithNewKey(True)
-        a = items("a")
-        setup = server.CreateSetupMessage(1e-9, len(a), items("b"), om.DataStructure.GCS)
-        response = server.ProcessRequest(client.CreateRequest(a))
-        (work / "om_result1.json").write_text(json.dumps(client.GetIntersection(setup, response)))
-    elif step == "client-intersection":
-        client = om.client.CreateFromKey((work / "om_client.key").read_bytes(), True)
-        setup, response = om.ServerSetup(), om.Response()
-        setup.ParseFromString((work / "om_setup.bin").read_bytes())
-        response.ParseFromString((work / "om_response.bin").read_bytes())
-        (work / "om_result.json").write_text(json.dumps(client.GetIntersection(setup, response)))
-    else:
-        raise SystemExit(f"unknown OpenMined step {step!r}")
-
-
 def run_openmined_cli(a: list[str], b: list[str], work: Path
                       ) -> tuple[float, Steps, set[str]] | None:
     """OpenMined PSI as two parties' processes, one core each: setup || request, response,
@@ -382,7 +343,7 @@ def run_openmined_cli(a: list[str], b: list[str], work: Path
     core_a, core_b = _party_cores()
 
     def step(name: str) -> list[str]:
-        return [sys.executable, "-m", "bench.psi", "--openmined-step", name, "--work", str(work)]
+        return [sys.executable, "-m", "bench._psi_openmined", name, str(work)]
 
     t0 = time.perf_counter()
     steps = {"setup || request": run_side_by_side([(step("server-setup"), core_b),
@@ -394,8 +355,7 @@ def run_openmined_cli(a: list[str], b: list[str], work: Path
 
 
 def _openmined_one_process(work: Path) -> list[str]:
-    return [sys.executable, "-m", "bench.psi", "--openmined-step", "one-process",
-            "--work", str(work)]
+    return [sys.executable, "-m", "bench._psi_openmined", "one-process", str(work)]
 
 
 def startup_seconds(runs: int = 3) -> tuple[float, float]:
@@ -466,8 +426,10 @@ def run_cli(n: int, repeat: int, openmined: bool) -> None:
                 assert same, "intersections differ"
                 one = run_side_by_side([(_openmined_one_process(work), core_a)])[0]
                 single.append(one)
+                got1 = {a[i] for i in json.loads((work / "om_result1.json").read_text())}
                 print(f"  openmined in one process (one core): {one[0]:.2f} s ({one[1]:.2f} "
-                      "CPU s)")
+                      f"CPU s), intersection {'equal' if got1 == inter else 'DIFFERENT'}")
+                assert got1 == inter, "intersections differ"
     cpu = {k: v / n * 1e6 for k, v in _slower([s for _, s in ours], 1).items()}
     wall = {k: v / n * 1e6 for k, v in _slower([s for _, s in ours], 0).items()}
     floor = {"blind": prim["h2c"] + prim["x25519"], "reblind": prim["x25519"]}
@@ -513,12 +475,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-openmined", action="store_true", help="skip the baseline")
     ap.add_argument("--cli", action="store_true",
                     help="run the real `cleanroom psi` commands, each party on one core")
-    ap.add_argument("--openmined-step", help=argparse.SUPPRESS)
-    ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.openmined_step:
-        openmined_step(args.openmined_step, args.work)
-        return
     sizes = [10_000] if args.quick else args.size or ([50_000, 100_000] if args.cli
                                                       else [100_000])
     for n in sizes:

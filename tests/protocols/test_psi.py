@@ -439,12 +439,17 @@ def test_one_usable_core_means_no_worker_processes(monkeypatch):
     assert _blinding.worker_count(10, None) == 1 and _blinding.worker_count(10, 4) == 4
 
 
-def test_point_columns_round_trip_and_refuse_other_shapes(tmp_path):
+def test_point_columns_round_trip_and_refuse_other_shapes(monkeypatch):
     from protocols import _psi
 
     points = [bytes([i]) * 32 for i in range(5)]
     arr = _psi.points_array(b"".join(points))
     assert arr.type == pa.binary() and arr.to_pylist() == points
+    monkeypatch.setattr(_psi, "_MAX_CHUNK_POINTS", 2)  # int32 offsets: long columns in chunks
+    chunked = _psi.points_array(b"".join(points))
+    assert chunked.num_chunks == 3 and chunked.to_pylist() == points
+    assert _psi.points_blob(chunked, "f", "c") == b"".join(points)
+    monkeypatch.undo()
     assert _psi.points_array(b"").to_pylist() == []
     sliced = pa.chunked_array([arr.slice(1, 2), arr.slice(4)])
     assert _psi.points_blob(sliced, "f", "c") == b"".join(points[1:3] + points[4:])

@@ -17,7 +17,7 @@ row's people are given per table (see `DifferenceGuard`), so an owner rewriting 
 cannot disguise who is in a row as the other tables know them.
 
 Per resolution, the entity → id map of each table (sorted numpy arrays) and the people of the
-overlap summary rows are kept beside the registries, in `.cleanroom-privacy/people/r-<key>/`
+overlap summary rows are kept beside the registries, in `.cleanroom-privacy/people/r2-<key>/`
 (derived from them, so they live and go with them); the registry, the salt and the
 difference memories live in `.cleanroom-privacy/` and must not be deleted.
 """
@@ -35,14 +35,14 @@ from typing import Any, Protocol
 
 import numpy as np
 import pyarrow.parquet as pq
-from pyroaring import BitMap64
+from pyroaring import FrozenBitMap64
 
 from cleanroom.config import Collaboration, Roster
 from cleanroom.privacy import PeopleSet, file_lock, people_set, write_durably
 from protocols import KeyMaterialError, PolicyRefusal, atomic_path
 
 from ._resolve import Resolution
-from ._sql import Sql, execute, quote_ident
+from ._sql import Sql, execute, fetch_one, quote_ident
 
 STATE_DIR = ".cleanroom-privacy"
 KEY_VERSION = "cleanroom-person-key/v1"
@@ -98,14 +98,20 @@ class _Map:
     entities: np.ndarray
     people: np.ndarray
 
-    def ids(self, entity_ids: np.ndarray) -> np.ndarray:
-        """Person ids of these entities (each must have records in the table)."""
-        at = np.searchsorted(self.entities, entity_ids)
+    def at(self, entity_ids: np.ndarray) -> np.ndarray:
+        """Positions of these entities (sorted first: a set's order does not matter, and
+        sorted needles make the binary searches walk the array once)."""
+        needles = np.sort(entity_ids)
+        at = np.searchsorted(self.entities, needles)
         at[at >= len(self.entities)] = 0
-        if entity_ids.size and not np.array_equal(self.entities[at], entity_ids):
+        if needles.size and not np.array_equal(self.entities[at], needles):
             raise PolicyRefusal("difference_check", "an answer's people are not in the "
                                 "people index of this resolution; nothing can be checked")
-        return self.people[at]
+        return at
+
+    def ids(self, entity_ids: np.ndarray) -> np.ndarray:
+        """Person ids of these entities (each must have records in the table)."""
+        return self.people[self.at(entity_ids)]
 
 
 class PeopleIndex:
@@ -115,6 +121,15 @@ class PeopleIndex:
         self.folder, self.tables, self.rules = folder, tuple(tables), tuple(rules)
         self._maps: dict[str, _Map] = {}
         self._sets: dict[str, PeopleSet] = {}
+        self._overlap: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
+
+    def _overlap_map(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The overlapping entities (sorted) and their person ids in each table."""
+        if self._overlap is None:
+            ents = np.load(self.folder / "overlap.entities.npy", mmap_mode="r")
+            self._overlap = ents, {t: np.load(self.folder / f"overlap.p{i}.npy", mmap_mode="r")
+                                   for i, t in enumerate(self.tables)}
+        return self._overlap
 
     def _map(self, table: str) -> _Map:
         if table not in self._maps:
@@ -127,8 +142,8 @@ class PeopleIndex:
         """A summary row's people: from its file (written when the index was built)."""
         if name not in self._sets:
             path = self.folder / f"{name}.roaring"
-            self._sets[name] = BitMap64.deserialize(path.read_bytes()) if path.exists() \
-                else make()
+            self._sets[name] = FrozenBitMap64.deserialize(path.read_bytes()) \
+                if path.exists() else FrozenBitMap64(make())
         return self._sets[name]
 
     def save_summaries(self) -> None:
@@ -139,11 +154,19 @@ class PeopleIndex:
             sets.update({f"links{r}.{i}": v for i, v in enumerate(self.links(rule).values())})
         for name, people in sets.items():
             write_durably(self.folder / f"{name}.roaring", people.serialize())
+        ents = np.load(self.folder / "overlap.entities.npy")
+        for i, t in enumerate(self.tables):
+            _save(self.folder / f"overlap.p{i}.npy", self._map(t).people[self._map(t).at(ents)])
 
     def row(self, entity_ids: np.ndarray, tables: Iterable[str]) -> dict[str, PeopleSet]:
         """The people of a row of these entities, as each of `tables` knows them."""
         ents = np.asarray(entity_ids, dtype=np.int64)
-        return {t: people_set(self._map(t).ids(ents)) for t in tables}
+        names = tuple(tables)
+        if set(names) == set(self.tables):  # in every table: the overlap's smaller map
+            overlap, ids = self._overlap_map()
+            at = _Map(overlap, overlap).at(ents)
+            return {t: people_set(ids[t][at]) for t in names}
+        return {t: people_set(self._map(t).ids(ents)) for t in names}
 
     def table(self, table: str) -> dict[str, PeopleSet]:
         """Everyone with records in `table` (the `tables.<t>` summary row)."""
@@ -177,7 +200,7 @@ def people_index(room: _Room) -> PeopleIndex:
     collab = room.collaboration
     tables = tuple(collab.tables)
     state = state_folder(collab) / "people"
-    folder = state / f"r-{res.cache_key[:24]}"
+    folder = state / f"r2-{res.cache_key[:24]}"
     known = _INDEXES.get(room)
     if known is not None and known.folder == folder:
         return known
@@ -188,7 +211,7 @@ def people_index(room: _Room) -> PeopleIndex:
                 _build(room, res, state, folder)
                 index.save_summaries()
                 write_durably(folder / "done", b"")
-                for old in state.glob("r-*"):  # an hour's grace for answers still reading
+                for old in state.glob("r*-*"):  # an hour's grace for answers still reading
                     if old != folder and old.is_dir() and \
                             time.time() - old.stat().st_mtime > _KEEP_OLD_SECONDS:
                         _remove(old)
@@ -218,27 +241,28 @@ def _build(room: _Room, res: Resolution, state: Path, folder: Path) -> None:
             f"FROM ({rows.text}) r GROUP BY r.entity_id",
             (salt, name, salt, name, *rows.params)))
         # entities sharing a key (records with identical, unlinking tokens) use the fallback
-        execute(con, "CREATE OR REPLACE TEMP TABLE _cr_pk AS SELECT eid, CASE WHEN k IN "
-                     "(SELECT k FROM _cr_pk GROUP BY k HAVING count(*) > 1) THEN k2 ELSE k END "
-                     "AS k FROM _cr_pk")
+        execute(con, "CREATE OR REPLACE TEMP TABLE _cr_fk AS WITH d AS (SELECT k FROM _cr_pk "
+                     "GROUP BY k HAVING count(*) > 1) SELECT p.eid, CASE WHEN d.k IS NULL THEN "
+                     "p.k ELSE p.k2 END AS k FROM _cr_pk p LEFT JOIN d ON d.k = p.k")
+        execute(con, "DROP TABLE _cr_pk")
         registry = state / f"{name}.parquet"
         old = Sql("SELECT * FROM read_parquet(?)", (os.fspath(registry),)) if registry.exists() \
             else Sql("SELECT CAST(NULL AS UBIGINT) AS k, CAST(NULL AS UBIGINT) AS id LIMIT 0")
         execute(con, Sql(f"CREATE OR REPLACE TEMP TABLE _cr_reg AS {old.text}", old.params))
-        execute(con, "CREATE OR REPLACE TEMP TABLE _cr_new AS SELECT DISTINCT p.k FROM _cr_pk p "
-                     "ANTI JOIN _cr_reg r ON r.k = p.k")
-        if execute(con, "SELECT count(*) FROM _cr_new").fetchone() != (0,):
-            execute(con, "INSERT INTO _cr_reg SELECT k, (SELECT count(*) FROM _cr_reg) "
-                         "+ row_number() OVER (ORDER BY k) - 1 FROM _cr_new")
+        known = int(fetch_one(con, "SELECT count(*) FROM _cr_reg")[0])
+        fresh = "SELECT DISTINCT k FROM _cr_fk" + (" ANTI JOIN _cr_reg USING (k)" if known else "")
+        added = execute(con, Sql(f"INSERT INTO _cr_reg SELECT k, ? + row_number() OVER () - 1 "
+                                 f"FROM ({fresh})", (known,))).fetchone()
+        if added and added[0]:  # new people: the registry grows (ids never change)
             with atomic_path(registry, 0o600) as tmp:
                 execute(con, Sql("COPY _cr_reg TO ? (FORMAT parquet, COMPRESSION zstd)",
                                  (os.fspath(tmp),)))
                 _fsync(tmp)
-        got = execute(con, "SELECT p.eid, r.id FROM _cr_pk p JOIN _cr_reg r ON r.k = p.k "
-                           "ORDER BY p.eid").fetchnumpy()
+        got = execute(con, "SELECT f.eid, r.id FROM _cr_fk f JOIN _cr_reg r USING (k) "
+                           "ORDER BY f.eid").fetchnumpy()
         _save(folder / f"t{i}.entities.npy", np.asarray(got["eid"], dtype=np.int64))
         _save(folder / f"t{i}.people.npy", np.asarray(got["id"], dtype=np.uint64))
-        for t in ("_cr_pk", "_cr_reg", "_cr_new"):
+        for t in ("_cr_fk", "_cr_reg"):
             execute(con, f"DROP TABLE {t}")
     got = execute(con, Sql(
         "SELECT entity_id AS eid, CAST(coalesce(min(rule), -1) AS SMALLINT) AS rule "

@@ -28,7 +28,7 @@ from pyroaring import AbstractBitMap64, BitMap64
 
 from . import _people_store as store
 from ._files import locked
-from ._people import SKETCH_BUCKETS, PeopleSet, canonical, digest, sketch
+from ._people import SKETCH_BUCKETS, PeopleSet, canonical, digest_of, sketch
 
 _SKETCH_AFTER = 8  # candidates after the cardinality filter before sketches are consulted
 
@@ -60,7 +60,7 @@ class _Probe:
     def digest(self) -> bytes:
         """Content digest (of the canonical copy)."""
         if self._digest is None:
-            self._digest = digest(self.stored_people)
+            self._digest = digest_of(self.people)
         return self._digest
 
     @property
@@ -128,6 +128,11 @@ class DifferenceMemory:
 
     Safe for concurrent processes: a check holds a shared lock, a check-and-remember an
     exclusive one, so two racing answers can never both slip past each other.
+
+    A row identical to a remembered one is answered at once: it cannot differ from any other
+    remembered row by 1..minimum−1 (or it would not have been remembered after it, nor it
+    after them), and any later row close to it is caught by the memory itself. A dry run's
+    work on a row (digest, sketch) is reused by a check-and-remember of the same set object.
     """
 
     def __init__(self, folder: str | PathLike[str]) -> None:
@@ -136,12 +141,15 @@ class DifferenceMemory:
         self._index = _Index()
         self._seq = 0
         self._threads = threading.Lock()  # the file lock orders processes; this, threads
+        self._probes: dict[int, _Probe] = {}  # the last dry run's rows, by set identity
+        self._made: list[_Probe] = []
 
     def check(self, rows: Sequence[PeopleSet], minimum: int) -> DifferenceVerdict:
         """Say which rows would be answered, without remembering anything (a dry run)."""
         with self._threads, locked(self._lock, exclusive=False):
             self._refresh()
             verdict, _ = self._screen(rows, minimum)
+            self._probes = {id(p.people): p for p in self._made}
         return verdict
 
     def check_and_remember(self, rows: Sequence[PeopleSet], minimum: int) -> DifferenceVerdict:
@@ -153,6 +161,7 @@ class DifferenceMemory:
         with self._threads, locked(self._lock, exclusive=True):
             self._refresh()
             verdict, accepted = self._screen(rows, minimum)
+            self._probes = {}
             self._remember(accepted)
         return verdict
 
@@ -170,10 +179,17 @@ class DifferenceMemory:
         accepted: list[int] = []
         suppressed: list[int] = []
         probes: list[_Probe] = []
+        self._made = []
         for i, people in enumerate(rows):
             if not isinstance(people, AbstractBitMap64):
                 raise TypeError(f"row {i}: expected a BitMap64 of person ids")
-            probe = _Probe(people)
+            known = self._probes.get(id(people))
+            probe = known if known is not None and known.people is people else _Probe(people)
+            self._made.append(probe)
+            if minimum > 1 and probe.digest in self._index.digests:
+                accepted.append(i)  # asked before: answered, and the memory covers it
+                probes.append(probe)
+                continue
             if self._index.conflicts(probe, minimum) or same_result.conflicts(probe, minimum):
                 suppressed.append(i)
                 continue

@@ -11,11 +11,12 @@ from __future__ import annotations
 import array
 import hashlib
 import struct
+import threading
 from collections.abc import Iterable
 from typing import TypeAlias
 
 import numpy as np
-from pyroaring import AbstractBitMap64, BitMap64
+from pyroaring import AbstractBitMap64, BitMap64, FrozenBitMap64
 
 PeopleSet: TypeAlias = AbstractBitMap64  # BitMap64 or FrozenBitMap64 of uint64 person ids
 SKETCH_BUCKETS = 64
@@ -28,15 +29,17 @@ def people_set(ids: Iterable[int] | np.ndarray) -> BitMap64:
     if isinstance(ids, np.ndarray):
         if ids.size and (ids.dtype.kind not in "iu" or (ids.dtype.kind == "i" and ids.min() < 0)):
             raise ValueError("person ids must be non-negative integers")
-        if ids.size >= _DENSE_AFTER and int(ids.max()) < _DENSE_LIMIT:
+        top = int(ids.max()) if ids.size else 0
+        if ids.size >= _DENSE_AFTER and top < _DENSE_LIMIT and ids.size * 64 >= top:
             return _dense_people_set(ids)
         raw = np.ascontiguousarray(ids, dtype=np.uint64).tobytes()
         return BitMap64(array.array("Q", raw))
     return BitMap64(ids)
 
 
-_DENSE_AFTER = 1 << 16  # ids in a numpy array from which the dense builder pays off
-_DENSE_LIMIT = 1 << 28  # ... when they are small (dense ids of a registry): 32 MiB of flags
+_DENSE_AFTER = 1 << 12  # ids in a numpy array from which the dense builder pays off, when
+_DENSE_LIMIT = 1 << 28  # they are small (dense ids of a registry: at most 256 MiB of flags)
+# and at least one in 64 of the ids below the largest is in the set
 _COOKIE_NO_RUNS = 12346  # the roaring portable format's cookie without run containers
 
 
@@ -47,21 +50,24 @@ def _dense_people_set(ids: np.ndarray) -> BitMap64:
     chunks = -(-(int(ids.max()) + 1) // 65536)
     flags = np.zeros(chunks * 65536, dtype=bool)
     flags[ids] = True
-    grid = flags.reshape(chunks, 65536)
-    counts = np.count_nonzero(grid, axis=1)
+    members = np.flatnonzero(flags)  # sorted, distinct
+    counts = np.bincount(members >> 16, minlength=chunks)
     keys = np.flatnonzero(counts)
-    bodies, sizes = [], []
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    low = (members & 0xFFFF).astype("<u2")
+    grid = flags.reshape(chunks, 65536)
+    bodies = []
     for key in keys.tolist():
         if counts[key] > 4096:
             bodies.append(np.packbits(grid[key], bitorder="little").tobytes())
         else:
-            bodies.append(np.flatnonzero(grid[key]).astype("<u2").tobytes())
-        sizes.append(len(bodies[-1]))
+            bodies.append(low[starts[key]:starts[key + 1]].tobytes())
     header = np.empty((len(keys), 2), dtype="<u2")
     header[:, 0], header[:, 1] = keys, counts[keys] - 1
-    starts = np.cumsum([8 + 8 * len(keys), *sizes[:-1]]).astype("<u4")
+    sizes = [len(b) for b in bodies]
+    offsets = np.cumsum([8 + 8 * len(keys), *sizes[:-1]]).astype("<u4")
     portable = b"".join([struct.pack("<II", _COOKIE_NO_RUNS, len(keys)), header.tobytes(),
-                         starts.tobytes(), *bodies])
+                         offsets.tobytes(), *bodies])
     return BitMap64.deserialize(struct.pack("<QI", 1, 0) + portable)
 
 
@@ -76,6 +82,28 @@ def canonical(people: PeopleSet) -> BitMap64:
 def digest(canonical_people: BitMap64) -> bytes:
     """16-byte BLAKE2b of the canonical serialization: equal digests mean equal sets."""
     return hashlib.blake2b(canonical_people.serialize(), digest_size=16).digest()
+
+
+_FROZEN: dict[int, tuple[FrozenBitMap64, bytes]] = {}  # digests of immutable sets, by identity
+_FROZEN_KEPT = 64
+_FROZEN_LOCK = threading.Lock()
+
+
+def digest_of(people: PeopleSet) -> bytes:
+    """The digest of a set's canonical copy; remembered for a FrozenBitMap64 (an engine
+    passes the same frozen summary rows with every answer)."""
+    if not isinstance(people, FrozenBitMap64):
+        return digest(canonical(people))
+    with _FROZEN_LOCK:
+        known = _FROZEN.get(id(people))
+    if known is not None and known[0] is people:
+        return known[1]
+    value = digest(canonical(people))
+    with _FROZEN_LOCK:
+        if len(_FROZEN) >= _FROZEN_KEPT:
+            _FROZEN.pop(next(iter(_FROZEN)))
+        _FROZEN[id(people)] = (people, value)
+    return value
 
 
 def sketch(people: PeopleSet) -> np.ndarray:

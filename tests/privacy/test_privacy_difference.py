@@ -84,6 +84,26 @@ def test_rows_within_one_result_are_checked_against_each_other(tmp_path):
     assert len(memory) == 1
 
 
+def test_a_row_asked_before_is_answered_and_still_guards_its_neighbours(tmp_path):
+    memory = DifferenceMemory(tmp_path)
+    union = FrozenBitMap64(BASIC | PLATINUM)
+    assert answered(memory, union) == [True]
+    assert answered(memory, union, BASIC) == [True, False]
+    assert answered(memory, BASIC, union) == [False, True]
+    dry = memory.check([union, BASIC], MIN)  # a dry run's work is reused by the real one
+    assert memory.check_and_remember([union, BASIC], MIN) == dry
+    assert len(memory) == 1
+
+
+@pytest.mark.parametrize(("size", "top"), [(4096, 4096), (5000, 300_000), (70_000, 70_001),
+                                           (400_000, 10_000_000), (66_000, 2**28 - 1)])
+def test_people_set_of_many_small_ids_equals_the_plain_build(size, top):
+    ids = np.random.default_rng(size).choice(top, size, replace=False)
+    plain = BitMap64(ids.tolist())
+    assert people_set(ids) == plain
+    assert people_set(np.concatenate([ids, ids[:9]]).astype(np.int64)) == plain
+
+
 def test_difference_of_minimum_or_more_is_answered(tmp_path):
     memory = DifferenceMemory(tmp_path)
     assert answered(memory, people_set(range(100))) == [True]

@@ -1,0 +1,209 @@
+"""Privacy: what difference checks and differential mode add to an analysis; a difference
+check against a large memory.
+
+    python -m bench.privacy                 # 10M x 10M token rows
+    python -m bench.privacy --quick         # 1M x 1M, 2,000 remembered rows
+    python -m bench.privacy --rows 3000000 --runs 5 --remembered 10000
+
+1. Overlap by tier x segment with SUM(brand.spend) (`overlap --by airline.tier --by
+   brand.segment --metric 'SUM(brand.spend)'`) on bench.engine's synthetic token files,
+   entity resolution cached, side by side in one run:
+     threshold mode without difference checks (the baseline),
+     threshold mode with difference checks (the default; the same question asked again,
+     so every row is checked against the memory and found identical),
+     differential mode (ε charged in the ledger, contributions cut, noise on every figure).
+   The one-time cost of the stable person ids (built once per resolution) is printed apart.
+   Target: each mode at most 20% over the baseline.
+2. A difference check of fresh rows against a memory of --remembered rows (sets of 50 to
+   50,000 people out of 10M, written to disk), in one table's memory and through the
+   engine's guard (two tables): milliseconds per output row, from a fresh process's first
+   check (the memory read from disk) and from a warm one. Target: at most 5 ms per row.
+
+Medians of --runs runs; the load average at start and end (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import cleanroom
+from cleanroom.config import read_toml, write_toml
+from cleanroom.privacy import DifferenceGuard, DifferenceMemory, people_set
+
+from ._common import timed
+from .engine import make_collab
+
+BY = ["airline.tier", "brand.segment"]
+METRICS = ["SUM(brand.spend)"]
+MINIMUM = 100  # the brand's minimum in bench.engine's policies (the higher one)
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _differential_copy(collab: Path) -> Path:
+    """The same token files (hard links) under a differential-mode collaboration, with the
+    brand's spend bounded; its own folder, so its privacy state is its own."""
+    src = collab.parent
+    dst = src / "differential"
+    if dst.exists():
+        shutil.rmtree(dst)
+    dst.mkdir()
+    for name in ("airline.tokens.parquet", "brand.tokens.parquet", "airline.policy.toml"):
+        os.link(src / name, dst / name)
+    brand = read_toml(str(src / "brand.policy.toml"))
+    brand["aggregate_columns"][0]["bounds"] = [0, 100]
+    write_toml(dst / "brand.policy.toml", brand)
+    doc = read_toml(str(collab))
+    doc["privacy"] = {"mode": "differential", "epsilon": 1000.0, "epsilon_per_query": 0.5}
+    return write_toml(dst / "collab.toml", doc)
+
+
+def analyses(n: int, runs: int, memory: str, threads: int, work: Path) -> None:
+    """Part 1: the three modes side by side."""
+    t = time.perf_counter()
+    collab = make_collab(work / "one_key", n, ("email",))
+    print(f"token files ready in {time.perf_counter() - t:.1f} s")
+    state = collab.parent / cleanroom.engine.STATE_DIR
+    shutil.rmtree(state, ignore_errors=True)
+    dp = _differential_copy(collab)
+    rooms = {
+        "threshold, no difference checks": cleanroom.open_collaboration(
+            collab, memory_limit=memory, threads=threads, difference_checks=False),
+        "threshold + difference checks": cleanroom.open_collaboration(
+            collab, memory_limit=memory, threads=threads),
+        "differential mode": cleanroom.open_collaboration(
+            dp, memory_limit=memory, threads=threads),
+    }
+    try:
+        for room in rooms.values():
+            room.resolution()
+        checked = rooms["threshold + difference checks"]
+        build, _ = timed(checked.people_index, 1)
+        print(f"stable person ids, once per resolution (keys, registry, maps): {build:.2f} s")
+        results: dict[str, Any] = {}
+        times: dict[str, list[float]] = {name: [] for name in rooms}
+        for _ in range(runs):  # interleaved, so load drifts hit every mode alike
+            for name, room in rooms.items():
+                t0 = time.perf_counter()
+                results[name] = room.overlap("airline", by=BY, metrics=METRICS)
+                times[name].append(time.perf_counter() - t0)
+    finally:
+        for room in rooms.values():
+            room.close()
+    plain = results["threshold, no difference checks"]
+    same = results["threshold + difference checks"]
+    keys = [{k: v for k, v in s.items() if k not in METRICS} for s in plain.segments]
+    assert [{k: v for k, v in s.items() if k not in METRICS} for s in same.segments] == keys, \
+        "difference checks withheld a repeated row"  # (float sums may differ in the last bits)
+    noisy = results["differential mode"]
+    print(f"segments answered: {len(plain.segments)} (threshold), {len(same.segments)} "
+          f"(with checks), {len(noisy.segments)} (differential)")
+    base = statistics.median(times["threshold, no difference checks"])
+    for name, xs in times.items():
+        m = statistics.median(xs)
+        runs_text = ", ".join(f"{x:.2f}" for x in xs)
+        over = "" if name.startswith("threshold, no") else f"  {100 * (m / base - 1):+.0f}%"
+        print(f"  {name:34s} median {m:6.2f} s{over}   (runs: {runs_text})")
+
+
+def _random_rows(rng: np.random.Generator, count: int, universe: int) -> list[Any]:
+    sizes = np.exp(rng.uniform(np.log(50), np.log(50_000), count)).astype(np.int64)
+    rows = []
+    for size in sizes.tolist():
+        start = int(rng.integers(0, universe - size))
+        # a block of people plus scattered ones: realistic mix of runs and sparse ids
+        block = np.arange(start, start + size // 2, dtype=np.uint64)
+        scattered = rng.choice(universe, size - size // 2, replace=False).astype(np.uint64)
+        rows.append(people_set(np.concatenate([block, scattered])))
+    return rows
+
+
+def memory_check(remembered: int, probes: int, runs: int, work: Path) -> None:
+    """Part 2: per-row cost of a difference check against a large memory."""
+    rng = np.random.default_rng(11)
+    universe = 10_000_000
+    folder = work / "memory"
+    shutil.rmtree(folder, ignore_errors=True)
+    t = time.perf_counter()
+    rows = _random_rows(rng, remembered, universe)
+    one = DifferenceMemory(folder / "one")
+    guard = DifferenceGuard(folder / "guard")
+    for s in range(0, remembered, 500):
+        batch = rows[s:s + 500]
+        one.check_and_remember(batch, MINIMUM)
+        guard.check_and_remember([{"airline": r, "brand": r} for r in batch], MINIMUM)
+    print(f"remembered {len(one):,} distinct rows (one table) and the same in two tables' "
+          f"memories, in {time.perf_counter() - t:.1f} s")
+    # fresh rows: near-copies of remembered ones (the hard case: same size, many candidates)
+    picks = rng.choice(remembered, probes, replace=False)
+    fresh = [rows[i] ^ people_set(np.arange(universe + 7 * i, universe + 7 * i + MINIMUM + 3,
+                                            dtype=np.uint64)) for i in picks.tolist()]
+    cold_one, cold_guard, warm_one, warm_guard = [], [], [], []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        DifferenceMemory(folder / "one").check(fresh, MINIMUM)
+        cold_one.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        one.check(fresh, MINIMUM)
+        warm_one.append(time.perf_counter() - t0)
+        rows2 = [{"airline": r, "brand": r} for r in fresh]
+        g = DifferenceGuard(folder / "guard")
+        t0 = time.perf_counter()
+        for table in ("airline", "brand"):
+            g.memory(table).check([r[table] for r in rows2], MINIMUM)
+        cold_guard.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for table in ("airline", "brand"):
+            g.memory(table).check([r[table] for r in rows2], MINIMUM)
+        warm_guard.append(time.perf_counter() - t0)
+    verdict = one.check(fresh, MINIMUM)
+    print(f"{probes} fresh rows checked against {len(one):,} remembered ones "
+          f"({len(verdict.accepted)} answered, {len(verdict.suppressed)} withheld):")
+    for label, xs in (("one table, fresh process (read from disk)", cold_one),
+                      ("one table, warm", warm_one),
+                      ("two tables (engine guard), fresh process", cold_guard),
+                      ("two tables (engine guard), warm", warm_guard)):
+        per = 1000 * statistics.median(xs) / probes
+        print(f"  {label:44s} {per:6.2f} ms per output row")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="1M x 1M rows and 2,000 remembered rows")
+    ap.add_argument("--rows", type=int, default=None, help="rows per party (default 10M)")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--remembered", type=int, default=None,
+                    help="rows in the memory (default 10,000)")
+    ap.add_argument("--probes", type=int, default=200, help="fresh rows checked")
+    ap.add_argument("--memory-limit", default="4GB")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--workdir", type=Path, default=None,
+                    help="reuse token files made here by an earlier run")
+    ap.add_argument("--skip-analyses", action="store_true")
+    args = ap.parse_args()
+    n = args.rows or (1_000_000 if args.quick else 10_000_000)
+    remembered = args.remembered or (2_000 if args.quick else 10_000)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-privacy-"))
+    print(f"rows per party: {n:,}; DuckDB memory_limit={args.memory_limit}, threads="
+          f"{args.threads}; cpus={os.cpu_count()}; load average {_load()}")
+    if not args.skip_analyses:
+        analyses(n, args.runs, args.memory_limit, args.threads, work)
+    memory_check(remembered, args.probes, args.runs, work)
+    print(f"load average at the end: {_load()} (other processes share the cores: read the "
+          "medians with it)")
+
+
+if __name__ == "__main__":
+    main()

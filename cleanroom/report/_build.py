@@ -82,6 +82,7 @@ def build_report(
     """
     with (open_collaboration(collaboration) if not isinstance(collaboration, CleanRoom)
           else contextlib.nullcontext(collaboration)) as room:
+        differential = room.privacy.differential
         summary = room.overlap(member).to_dict()
         dims = list(by) or _default_dimensions(room, member)
         met = metric if metric is not None else _default_metric(room, member)
@@ -91,9 +92,14 @@ def build_report(
             rows = seg.get("segments") or []
             known: dict[str, list[Any]] = {}
             for d in dims:
+                table, _, column = d.partition(".")
+                public = (room.collaboration.tables[table].policy.public_values(column)
+                          if table in room.collaboration.tables else None)
                 if values and values.get(d):
                     known[d] = list(values[d])
-                elif len(dims) > 1:
+                elif public is not None:
+                    known[d] = list(public)
+                elif len(dims) > 1 and not differential:  # each would spend ε: not in DP mode
                     # the values of one dimension alone (each audited and thresholded too):
                     # lets a row whose every cell is withheld still appear, as "< minimum";
                     # the one-dimension totals themselves are not shown (no differencing aid)
@@ -101,7 +107,8 @@ def build_report(
                     known[d] = _ordered_values(alone, d)
                 else:
                     known[d] = _ordered_values(rows, d)
-            segments = {"by": dims, "metric": met, "rows": rows, "values": known}
+            segments = {"by": dims, "metric": met, "rows": rows, "values": known,
+                        "privacy": seg.get("privacy") or {}}
         plain = room.policy_report()
         policies = []
         for name, table in plain["tables"].items():
@@ -117,6 +124,7 @@ def build_report(
              "rows": e.get("rows_returned"), "suppressed": e.get("rows_suppressed")}
             for e in room.audit.entries()]
         collab = room.collaboration
+        budget = room.budget()
     try:
         ver = version("cleanroom")
     except PackageNotFoundError:
@@ -130,6 +138,7 @@ def build_report(
         "version": ver,
         "summary": summary,
         "segments": segments,
+        "privacy": budget,
         "policies": policies,
         "audit": {"verified": True,
                   "message": f"{checked.entries} entries, hash chain intact "

@@ -14,6 +14,8 @@ The dict (all keys but `summary` optional):
     segments   {"by": ["airline.tier", "brand.category"], "metric": "SUM(brand.spend)" | None,
                 "rows": [...overlap --by result rows...],
                 "values": {"airline.tier": [known values, in display order], ...}}
+               (differential mode: each row's "noise", and summary "noise" per figure)
+    privacy    the budget (`cleanroom budget --json`): mode, epsilon, spent, remaining, ...
     policies   [{"table", "owner", "lines" | "can" | "cannot": [plain-word sentences]}]
     audit      {"verified": bool, "message": str, "entries": [{"time", "member", "action",
                 "decision", "rule", "rows", "suppressed"}]}
@@ -76,21 +78,42 @@ def _get(data: Mapping[str, Any], *path: str) -> Any:
     return cur
 
 
+def _pm(noise: Any) -> str:
+    """" ± q" for a noisy figure (q: half its 95% interval), empty for an exact one."""
+    if not isinstance(noise, Mapping):
+        return ""
+    try:
+        half = (float(noise["ci95_high"]) - float(noise["ci95_low"])) / 2
+    except (KeyError, TypeError, ValueError):
+        return ""
+    return f" ± {_num(round(half) if half >= 100 or half == int(half) else half)}"
+
+
+def _pm_span(noise: Any) -> str:
+    """The ± of a figure as a muted span (nothing for an exact figure)."""
+    pm = _pm(noise)
+    return f'<span class="pm">{_e(pm)}</span>' if pm else ""
+
+
 # -- pieces -------------------------------------------------------------------------------
 def _kpis(summary: Mapping[str, Any], names: Sequence[str], minimum: Any) -> str:
     cards = []
+    noise = _get(summary, "noise") or {}
     for cls, name in zip(("a", "b"), names, strict=False):
         ent = _get(summary, "tables", name, "entities")
         rows = _get(summary, "tables", name, "rows")
+        pm = _pm_span(noise.get(f"tables.{name}.entities"))
+        sub = f"people, from {_e(_num(rows))} records" if rows is not None else "people"
         cards.append(
             f'<div class="kpi {cls}"><div class="label">{_e(name)} audience</div>'
-            f'<div class="value">{_e(_num(ent)) if ent is not None else _below(minimum)}</div>'
-            f'<div class="sub">people, from {_e(_num(rows))} records</div></div>')
+            f'<div class="value">{_e(_num(ent)) if ent is not None else _below(minimum)}'
+            f'{pm}</div><div class="sub">{sub}</div></div>')
     both = _get(summary, "overlap", "entities")
+    pm = _pm_span(noise.get("overlap.entities"))
     cards.append(
         f'<div class="kpi both"><div class="label">In both</div>'
-        f'<div class="value">{_e(_num(both)) if both is not None else _below(minimum)}</div>'
-        f'<div class="sub">overlapping people</div></div>')
+        f'<div class="value">{_e(_num(both)) if both is not None else _below(minimum)}'
+        f'{pm}</div><div class="sub">overlapping people</div></div>')
     lines = "".join(
         f'<div class="rate"><span>{_e(n)}</span><strong style="color:{(_A, _B)[i % 2]}">'
         f'{_e(_pct(_get(summary, "match_rate", n)))}</strong></div>'
@@ -338,11 +361,13 @@ def _heatmap(segments: Mapping[str, Any] | None, minimum: Any) -> tuple[str, str
                 continue
             shown += 1
             n = cell["entities"]
-            bg, fg = _heat_colour(0.15 + 0.85 * n / top)
-            m = (f'<span class="m">{_e(_num(cell.get(metric)))}</span>'
-                 if metric and metric in cell else "")
+            said = cell.get("noise") or {}
+            bg, fg = _heat_colour(0.15 + 0.85 * max(0, n) / top)
+            m = (f'<span class="m">{_e(_num(cell.get(metric)))}{_e(_pm(said.get(metric)))}'
+                 '</span>' if metric and metric in cell else "")
             tds.append(f'<td style="background:{bg};color:{fg}" class="shown">'
-                       f'<span class="n">{_e(_num(n))}</span>{m}</td>')
+                       f'<span class="n">{_e(_num(n))}{_e(_pm(said.get("entities")))}</span>'
+                       f'{m}</td>')
         body.append(f"<tr><th>{_e(rv)}</th>{''.join(tds)}</tr>")
     legend = (
         '<div class="legend">'
@@ -358,6 +383,45 @@ def _heatmap(segments: Mapping[str, Any] | None, minimum: Any) -> tuple[str, str
              f'<th class="corner">{corner}</th>{head}</tr></thead>'
              f'<tbody>{"".join(body)}</tbody></table></div>{legend}')
     return title, lede, table
+
+
+def _privacy(data: Mapping[str, Any], minimum: Any) -> tuple[str, str, str]:
+    """The privacy card (lede, HTML: a budget gauge in differential mode) and the footer."""
+    budget = data.get("privacy") or {}
+    if budget.get("mode") == "differential":
+        total, spent = float(budget.get("epsilon") or 0), float(budget.get("spent") or 0)
+        left = float(budget.get("remaining") or 0)
+        per = float(budget.get("epsilon_per_query") or 0)
+        frac = min(1.0, spent / total) if total else 1.0
+        colour = _GOOD if frac < 0.7 else "#d08a1a" if frac < 0.9 else _BAD
+        gauge = (
+            '<svg viewBox="0 0 1000 28" width="100%" role="img" aria-label="privacy budget">'
+            '<rect x="0" y="2" width="1000" height="24" rx="8" fill="#eef1f6"/>'
+            f'<rect x="0" y="2" width="{max(4.0, 1000 * frac):.1f}" height="24" rx="8" '
+            f'fill="{colour}"/></svg>'
+            f'<p class="lede" style="margin-top:8px">ε spent <strong>{_e(f"{spent:g}")}</strong> '
+            f'of {_e(f"{total:g}")} · {_e(f"{left:g}")} left: '
+            f'{_e(_num(budget.get("queries_remaining")))} more answers at ε = '
+            f'{_e(f"{per:g}")} each</p>')
+        lede = ("Differential privacy: every figure carries random noise (± is its 95% "
+                "interval), and every answer spends part of the collaboration’s budget ε, all "
+                "members together, for its whole lifetime. When it is spent, no more answers.")
+        foot = ("Every figure is noisy; the noise, not the minimum, is what stops many "
+                "answers from adding up to one person.")
+        return lede, gauge, foot
+    withheld = sum(int(((part or {}).get("privacy") or {}).get("difference_check", {})
+                       .get("suppressed", 0) or 0)
+                   for part in (data.get("summary"), data.get("segments")))
+    lede = ("Threshold mode: every figure stands for at least the minimum of people, and a "
+            "figure whose people differ from an earlier answer’s by fewer than the minimum is "
+            "withheld (difference checks), so two answers cannot be subtracted to single out "
+            "a few people.")
+    body = (f"<p>Withheld by difference checks in this report: <strong>{withheld}</strong>. "
+            "What this does not stop: reconstruction from many overlapping answers combined "
+            "(differential mode protects against that).</p>")
+    foot = (f"Missing combinations are shown as “&lt; {_e(_num(minimum))}”: empty, "
+            "below-minimum and withheld groups are indistinguishable by design.")
+    return lede, body, foot
 
 
 def _policies(policies: Sequence[Mapping[str, Any]] | None) -> str:
@@ -408,6 +472,7 @@ def render_report(data: Mapping[str, Any]) -> str:
     minimum = summary.get("threshold", data.get("threshold", "the minimum"))
     seg_title, seg_lede, heat = _heatmap(data.get("segments"), minimum)
     matching_lede, matching = _matching(summary)
+    privacy_lede, privacy, privacy_note = _privacy(data, minimum)
     template = Template(
         resources.files("cleanroom.report").joinpath("templates/report.html").read_text("utf-8"))
     return template.substitute(
@@ -427,6 +492,9 @@ def render_report(data: Mapping[str, Any]) -> str:
         segments_title=_e(seg_title),
         segments_lede=seg_lede,
         heatmap=heat,
+        privacy_lede=privacy_lede,
+        privacy=privacy,
+        privacy_note=privacy_note,
         policies=_policies(data.get("policies")),
         audit=_audit(data.get("audit")),
     )

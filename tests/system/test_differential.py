@@ -184,6 +184,16 @@ def test_every_figure_states_its_noise(demo):
     assert "overlap: " in text and " ± " in text
 
 
+def test_the_report_shows_intervals_and_the_budget(demo, tmp_path):
+    out = tmp_path / "report.html"
+    r = cli("report", demo, "--as", "airline", "--out", out)
+    assert r.exit_code == 0, r.output
+    page = out.read_text()
+    assert " ± " in page and 'aria-label="privacy budget"' in page
+    assert "ε spent <strong>1</strong> of 10" in page  # the report's two analyses
+    assert budget(demo)["queries"] == 2
+
+
 def test_attacks_no_longer_give_a_withheld_cell_exactly(demo):
     """Basic ∪ Platinum minus Basic used to give the withheld Platinum x Apparel cell (its
     people and spend) exactly; now both answers are noisy and the difference is not it."""

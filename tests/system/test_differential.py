@@ -247,3 +247,24 @@ def test_stated_intervals_cover_the_truth(tmp_path):
     assert covered >= 45
     mean = sum(values) / len(values)
     assert abs(mean - truth) <= 6 * (2 ** 0.5 * scale) / len(values) ** 0.5
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+def test_contributions_are_cut_and_clamped_before_aggregation(demo, limit):
+    path = demo.parent / "brand.policy.toml"
+    policy = read_toml(str(path))
+    policy["user_contribution_limit"] = limit
+    policy["aggregate_columns"][0]["bounds"] = [10, 100]
+    write_toml(path, policy)
+    with cleanroom.open_collaboration(demo) as room:
+        con = room.analyst_connection()
+        most, lo, hi, people = con.execute(
+            "SELECT max(n), min(lo), max(hi), count(*) FROM (SELECT entity_id, count(*) AS n, "
+            "min(spend) AS lo, max(spend) AS hi FROM brand GROUP BY entity_id)").fetchone()
+        again = con.execute("SELECT list(_cr_rid ORDER BY _cr_rid) FROM brand").fetchone()
+        con.close()
+        con = room.analyst_connection()  # the same records are kept every time
+        assert con.execute("SELECT list(_cr_rid ORDER BY _cr_rid) FROM brand").fetchone() \
+            == again
+        con.close()
+    assert most == limit and lo >= 10 and hi <= 100 and people > 5_000

@@ -109,7 +109,8 @@ class ProbabilisticOptions:
     u_max_pairs: float = 5e6
     seed: int = 7
     keep_pairs_above: float = 0.5
-    em_max_records: int = 500_000
+    em_max_records: int = 500_000  # above this many records, EM trains on a sample of pairs
+    em_max_pairs: float = 2e6
     memory_limit: str | None = None
     threads: int | None = None
 
@@ -315,7 +316,8 @@ def _train_and_score(records: pa.Table, specs: Sequence[FieldSpec], used: Sequen
                            prior_recall=opts.prior_recall, fallback_prior=1.0 / max(n, 2),
                            u_max_pairs=opts.u_max_pairs, seed=opts.seed,
                            em_rules=[block_on(*r) for r in training],
-                           em_sample=min(1.0, opts.em_max_records / max(n, 1)))
+                           em_max_pairs=opts.em_max_pairs if n > opts.em_max_records
+                           else None)
             timings["train"] = time.perf_counter() - t
             t = time.perf_counter()
             pairs = scored_pairs(linker, db.duckdb_con, opts.keep_pairs_above)

@@ -54,15 +54,16 @@ def quiet_splink() -> Iterator[None]:
 
 def train(make_linker: Callable[[float], Any], *, deterministic: Sequence[Any],
           prior_recall: float, fallback_prior: float, u_max_pairs: float, seed: int,
-          em_rules: Sequence[Any], em_sample: float = 1.0) -> Any:
+          em_rules: Sequence[Any], em_max_pairs: float | None = None) -> Any:
     """Build a linker with `make_linker(prior)` and train it, unsupervised.
 
     The prior (probability that two random records match) comes from the pairs the
     deterministic rules find, divided by `prior_recall`; when they find none, the linker is
     rebuilt with `fallback_prior`. Then u by random sampling (seeded) and m by EM, one
-    session per rule in `em_rules`, on a random `em_sample` share of the records (EM needs
-    a few hundred thousand records, not all of them: on large inputs this keeps training
-    time flat while prediction still scores every blocked pair).
+    session per rule in `em_rules`, on at most about `em_max_pairs` of its blocked pairs
+    (Splink samples records on both sides; None: all of them). EM needs a few million pairs,
+    not all of them: on large inputs this keeps training time flat while prediction still
+    scores every blocked pair.
     """
     linker = make_linker(fallback_prior)
     linker.training.estimate_probability_two_random_records_match(
@@ -72,7 +73,8 @@ def train(make_linker: Callable[[float], Any], *, deterministic: Sequence[Any],
     linker.training.estimate_u_using_random_sampling(max_pairs=u_max_pairs, seed=seed)
     for rule in em_rules:
         linker.training.estimate_parameters_using_expectation_maximisation(
-            rule, record_sample_proportion=em_sample)
+            rule, max_pairs=em_max_pairs,
+            record_sample_proportion=0.01 if em_max_pairs is not None else 1.0)
     return linker
 
 

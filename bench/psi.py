@@ -384,20 +384,27 @@ def _show(steps: Steps) -> str:
                      for k, v in steps.items())
 
 
+def _pinned_primitives(core: int | None, show: bool = False) -> dict[str, float]:
+    """The building blocks' CPU cost per element with this process pinned to `core`."""
+    if core is not None:
+        everything = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {core})
+    try:
+        if show:
+            return components(clock=time.process_time, what="CPU ")
+        return primitive_costs(clock=time.process_time)
+    finally:
+        if core is not None:
+            os.sched_setaffinity(0, everything)
+
+
 def run_cli(n: int, repeat: int, openmined: bool) -> None:
     """The real commands, both parties side by side, one core each."""
     core_a, core_b = _party_cores()
     print(f"\nPSI through the CLI, {n:,} x {n:,} (|A ∩ B| = {n // 2:,}): each party's "
           f"processes on one core (A: {core_a}, B: {core_b}), median of {repeat}; "
           f"load average {_loadavg()}")
-    if core_a is not None:  # measure the primitives on one core too
-        everything = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, {core_a})
-    try:
-        prim = components(clock=time.process_time, what="CPU ")
-    finally:
-        if core_a is not None:
-            os.sched_setaffinity(0, everything)
+    prims = [_pinned_primitives(core_a, show=True)]
     start_wall, start_cpu = startup_seconds()
     a, b = make_sets(n)
     ours: list[tuple[float, Steps]] = []
@@ -407,6 +414,8 @@ def run_cli(n: int, repeat: int, openmined: bool) -> None:
         for r in range(repeat):
             work = Path(tmp) / f"run{r}"
             work.mkdir()
+            if r:  # the primitives again before each run: other jobs' load changes
+                prims.append(_pinned_primitives(core_a))
             wall, steps, inter = run_cleanroom_cli(a, b, work)
             assert len(inter) == n // 2, "cleanroom PSI found a wrong intersection"
             ours.append((wall, steps))
@@ -430,6 +439,10 @@ def run_cli(n: int, repeat: int, openmined: bool) -> None:
                 print(f"  openmined in one process (one core): {one[0]:.2f} s ({one[1]:.2f} "
                       f"CPU s), intersection {'equal' if got1 == inter else 'DIFFERENT'}")
                 assert got1 == inter, "intersections differ"
+    prim = {k: statistics.median(p[k] for p in prims) for k in prims[0]}
+    if len(prims) > 1:
+        print("primitives, CPU us/element, median of the " + str(len(prims)) + " measurements: "
+              + ", ".join(f"{k} {prim[k]:.1f}" for k in ("h2c", "x25519", "on_curve")))
     cpu = {k: v / n * 1e6 for k, v in _slower([s for _, s in ours], 1).items()}
     wall = {k: v / n * 1e6 for k, v in _slower([s for _, s in ours], 0).items()}
     floor = {"blind": prim["h2c"] + prim["x25519"], "reblind": prim["x25519"]}

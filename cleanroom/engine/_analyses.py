@@ -273,8 +273,25 @@ def _general_sql(room: Room, dims: Sequence[Dimension], mets: Sequence[Metric],
     dim_tables = list(dict.fromkeys(d.table for d in dims))
     nd = range(len(dims))
     dcols = ", ".join(f"d{k}" for k in nd)
+    # A table giving both a dimension and a metric is read once (a materialized CTE with
+    # the columns of both uses): one scan, and in differential mode one contribution cut.
+    shared: dict[str, list[str]] = {}
+    for t in dict.fromkeys(m.table for m in mets):
+        if t in dim_tables:
+            cols = list(dict.fromkeys([d.column for d in dims if d.table == t]
+                                      + [m.column for m in mets if m.table == t]))
+            sql = room.rows_sql(t, cols, overlap_only=True)
+            params.extend(sql.params)
+            renamed = ", ".join(["entity_id"] + [f"{quote_ident(c, cols)} AS c{i}"
+                                                 for i, c in enumerate(cols)])
+            ctes.append(f"r{len(shared)} AS MATERIALIZED (SELECT {renamed} FROM ({sql.text}))")
+            shared[t] = cols
 
     def rows_of(t: str, cols: list[str], alias: str) -> str:
+        if t in shared:
+            renamed = ", ".join(["entity_id"] + [f"c{shared[t].index(c)} AS {alias}{i}"
+                                                 for i, c in enumerate(cols)])
+            return f"(SELECT {renamed} FROM r{list(shared).index(t)})"
         sql = room.rows_sql(t, cols, overlap_only=True)
         params.extend(sql.params)
         renamed = ", ".join(["entity_id"] + [f"{quote_ident(c, cols)} AS {alias}{i}"
@@ -458,6 +475,17 @@ def _explain(room: Room, member: str, table: str, joint: int | None) -> dict[str
         can.append(f"only numbers that stand for at least {p.minimum} distinct people (at least "
                    f"{crowd} when combined with the other tables)")
         cannot.append(f"any group of fewer than {p.minimum} people (silently dropped)")
+        settings = room.privacy.settings
+        if settings.differential:
+            can.append(f"only noisy figures (differential privacy: ε = "
+                       f"{settings.epsilon_per_query:g} per answer, from a budget of "
+                       f"{settings.epsilon:g} shared by all members for the collaboration's "
+                       "lifetime)")
+            cannot.append("SUM or AVG of a column without public bounds, or MIN, MAX and "
+                          "DISTINCT aggregates (differential mode)")
+        elif room.privacy.difference_checks:
+            cannot.append("a row whose people differ from an earlier answer's by fewer than the "
+                          "minimum (difference checks)")
     if p.scalar_functions:
         can.append(f"scalar functions on dimensions: {', '.join(p.scalar_functions)}")
     if p.disallowed_output_columns:

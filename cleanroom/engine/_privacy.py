@@ -120,21 +120,9 @@ def bounded_rows_sql(rows: Sql, *, columns: Sequence[str], record_id: str | None
             picks.append(f"least(greatest(CAST(b.{q} AS DOUBLE), ?), ?) AS {q}")
             bound += [float(clamp[c][0]), float(clamp[c][1])]
         else:
-            picks.append(f"b.{q} AS {q}")
+            picks.append(f"b.{q}")
     if record_id is not None:
         picks.append(f"b._cr_rid AS {quote_ident(record_id)}")
-    if limit == 1:
-        # one record per person: a hash aggregate (the record with the smallest keyed hash),
-        # cheaper than a window over every record
-        fields = ", ".join(f"{quote_ident(f'c{i}')} := {pick.rsplit(' AS ', 1)[0]}"
-                           for i, pick in enumerate(picks))
-        outs = "".join(f", r.{quote_ident(f'c{i}')} AS {pick.rsplit(' AS ', 1)[1]}"
-                       for i, pick in enumerate(picks))
-        keep = (f"arg_min(struct_pack({fields}), (hash(CAST(? AS BLOB), b._cr_rid), b._cr_rid))"
-                if picks else "NULL")
-        return Sql(f"SELECT entity_id{outs} FROM (SELECT b.entity_id, {keep} AS r FROM "
-                   f"({rows.text}) b GROUP BY b.entity_id)",
-                   (*bound, salt, *rows.params) if picks else rows.params)
     select = ", ".join(["b.entity_id", *picks])
     return Sql(f"SELECT {select} FROM ({rows.text}) b QUALIFY row_number() OVER (PARTITION BY "
                "b.entity_id ORDER BY hash(CAST(? AS BLOB), b._cr_rid), b._cr_rid) <= ?",

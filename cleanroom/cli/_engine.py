@@ -115,6 +115,10 @@ def overlap_cmd(collab: Path | Server, as_member: str | None, by: tuple[str, ...
         click.echo(f"overlap: {ov} people")
     for rule, n in data["links_by_rule"].items():
         click.echo(f"  linked by {rule}: {with_noise(n, noise.get(f'links_by_rule.{rule}'))}")
+    matching = data.get("matching") or {}
+    if matching.get("method") == "probabilistic":
+        click.echo(f"matched probabilistically on {', '.join(matching.get('fields', []))} at a "
+                   f"match probability of at least {matching.get('threshold', 0):.0%}")
     if data["segments"]:
         cols = [c for c in data["segments"][0] if c != "noise"]
         click.echo("")

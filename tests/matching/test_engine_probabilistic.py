@@ -218,3 +218,12 @@ def test_policy_check_says_how_records_are_linked(runner, probabilistic):
     assert ("Records are linked probabilistically: a model trained on the tokens compares "
             "every join column the tables' policies name (and their fuzzy forms) and links two "
             "records at a match probability of at least 90%") in res.stdout
+
+
+def test_overlap_text_says_how_records_were_matched(runner, probabilistic):
+    _, collab = probabilistic
+    res = runner("overlap", collab, "--as", "airline")
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines()[-1] == (
+        "matched probabilistically on email, phone, first_name, last_name, dob, postal_code at "
+        "a match probability of at least 90%")

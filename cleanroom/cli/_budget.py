@@ -1,5 +1,5 @@
-"""CLI of the privacy budget: `cleanroom budget COLLAB [--json]` (reads the collaboration file
-and the ledger only: no token file is opened, nothing is spent)."""
+"""CLI of the privacy budget: `cleanroom budget COLLAB|URL [--json]` (reads the collaboration
+file and the ledger only: no token file is opened, nothing is spent)."""
 
 from __future__ import annotations
 
@@ -10,22 +10,29 @@ import click
 from cleanroom.engine import budget_report
 
 from ._output import emit_json
-from ._params import COLLAB_PATH
+from ._remote import COLLAB_OR_URL, Server, connect, server_options
 
 
 @click.command("budget")
-@click.argument("collab", type=COLLAB_PATH)
+@click.argument("collab", type=COLLAB_OR_URL)
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"mode", "epsilon", "spent", "remaining", "queries", ...} on stdout.')
-def budget(collab: Path, as_json: bool) -> None:
+@server_options
+def budget(collab: Path | Server, as_json: bool, identity: str | None,
+           ca_cert: str | None) -> None:
     """How much of COLLAB's privacy budget is spent.
 
     In differential mode (`[privacy] mode = "differential"` in the collaboration file) every
     accepted query or analysis spends `epsilon_per_query` of the collaboration's `epsilon`,
     all members together; a query that would overspend is refused (exit 3, rule
     privacy_budget). In threshold mode there is no budget: difference checks apply instead.
+    COLLAB may be a server URL (with --identity): members and auditors may read it.
     """
-    doc = budget_report(collab)
+    if isinstance(collab, Server):
+        with connect(collab, identity, ca_cert) as client:
+            doc = client.budget()
+    else:
+        doc = budget_report(collab)
     if as_json:
         emit_json(doc, sort_keys=False)
         return

@@ -3,8 +3,9 @@
 Serve:    state = ServerState("collaboration.toml", operator_key); app = build_app(state);
           run_server(app, host=..., port=..., tls_cert=..., tls_key=...) — or `cleanroom serve`.
 Client:   ServerClient(url, "member.key", ca_cert=...) — overlap, query, report, policy, audit,
-          upload, put_policy, console_link; every answer's signed audit head is checked and
-          kept (Receipts). SignatureAuth(private_key, keyid) signs any httpx request.
+          budget, upload, put_policy, console_link; every answer's signed audit head is
+          checked and kept (Receipts). SignatureAuth(private_key, keyid) signs any httpx
+          request.
 Requests: RequestVerifier(keys).verify(method, target, headers, body) -> keyid, or
           verify_request(...); SignedRequestMiddleware / authenticate for Starlette.
           Every refusal is NotAuthenticated(reason), reason one of REASONS.

@@ -7,14 +7,16 @@
     POST /v1/report    {"as", "by", "metric"}       the report's figures (rendered by the client)
     GET  /v1/policy                       the rules in force, as `cleanroom policy check --json`
     GET  /v1/audit                        {"entries": [...], "operator": "<public identity>"}
+    GET  /v1/budget                       the privacy budget, as `cleanroom budget --json`
     PUT  /v1/tables/TABLE/tokens          a token file, streamed (owner only)
     PUT  /v1/tables/TABLE/policy          a policy, TOML (owner only)
     POST /v1/console-link {"next"}        a one-time link to the web console
     /console/...                          the web console (session cookie; see _console)
 
-Members query only as themselves; auditors read the policy and the audit log and never query;
-owners alone change their tables. Every answer to a signed request carries the signed audit
-head in `Cleanroom-Audit-Head: v1 <count> <head> <signature>`. Errors are one line of JSON:
+Members query only as themselves; auditors read the policy, the audit log and the budget and
+never query; owners alone change their tables. Every answer to a signed request carries the
+signed audit head in `Cleanroom-Audit-Head: v1 <count> <head> <signature>`. Reads (policy,
+audit, budget) are not audited; they change nothing. Errors are one line of JSON:
 
     401 {"error": "not_authenticated", "reason"}           (exit status 4)
     403 {"error": "not_allowed", "rule", "message"}        (exit status 4)
@@ -44,7 +46,7 @@ from starlette.routing import Route
 
 from cleanroom.analyst import run_query
 from cleanroom.config import valid_name
-from cleanroom.engine import Dimension, Metric, policy_report
+from cleanroom.engine import Dimension, Metric, budget_report, policy_report
 from cleanroom.report import build_report
 from protocols import (
     CleanroomError,
@@ -278,6 +280,10 @@ class App:
         entries = await run_in_threadpool(self.state.audit.entries)
         return {"entries": entries, "operator": self.state.operator_line}
 
+    async def budget(self, request: Request) -> dict[str, Any]:
+        self._who(request)
+        return await run_in_threadpool(budget_report, self.state.roster)
+
     async def _owner(self, request: Request, what: str, table: str) -> Principal:
         who = self._who(request)
         try:
@@ -379,6 +385,7 @@ def build_app(state: ServerState, *, max_upload: int = DEFAULT_MAX_UPLOAD,
         Route("/v1/report", r(app.report), methods=["POST"]),
         Route("/v1/policy", r(app.policy), methods=["GET"]),
         Route("/v1/audit", r(app.audit), methods=["GET"]),
+        Route("/v1/budget", r(app.budget), methods=["GET"]),
         Route("/v1/tables/{table}/tokens", r(app.upload), methods=["PUT"]),
         Route("/v1/tables/{table}/policy", r(app.put_policy), methods=["PUT"]),
         Route("/v1/console-link", r(app.console_link), methods=["POST"]),

@@ -7,9 +7,10 @@ without a valid session every page is a sign-in notice that shows nothing of the
 Only hashes of link and session tokens are kept, in memory: a restart signs everyone out.
 
 Pages: the collaboration and its members (`/console/`), each table's policy in plain words
-with its version history (`policies`), the audit trail with its verification status (`audit`)
-and, for a member who may receive it, the overlap report (`report`; its analyses are audited
-like any other). Every value is escaped; no page runs a script.
+with its version history (`policies`), the audit trail with its verification status (`audit`),
+the privacy budget with its spend history (`budget`) and, for a member who may receive it, the
+overlap report (`report`; its analyses are audited like any other). Every value is escaped; no
+page runs a script.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from cleanroom.config import Policy
-from cleanroom.engine import policy_report
+from cleanroom.engine import RoomPrivacy, budget_report, policy_report
 from cleanroom.report import build_report, describe_request, render_report, report_css
 from protocols import CleanroomError, NotAllowed, identity_fingerprint
 
@@ -44,7 +45,7 @@ LINK_TTL = 300.0
 SESSION_TTL = 8 * 3600.0
 MAX_PENDING = 1000
 PAGES = {"": "Collaboration", "policies": "Policies", "audit": "Audit trail",
-         "report": "Overlap report"}
+         "budget": "Privacy budget", "report": "Overlap report"}
 CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; "
        "frame-ancestors 'none'; base-uri 'none'")
 _HEADERS = {"content-security-policy": CSP, "x-frame-options": "DENY",
@@ -161,7 +162,8 @@ class Console:
                                 status_code=404, headers=_HEADERS)
         if name == "report":
             return HTMLResponse(await run_in_threadpool(self._report, who), headers=_HEADERS)
-        render = {"": self._overview, "policies": self._policies, "audit": self._audit}[name]
+        render = {"": self._overview, "policies": self._policies, "audit": self._audit,
+                  "budget": self._budget}[name]
         body = await run_in_threadpool(render, who)
         return HTMLResponse(self._layout(self.state.roster.name, PAGES[name], body, who, name),
                             headers=_HEADERS)
@@ -203,6 +205,13 @@ class Console:
                                         for i, c in enumerate(r)) + "</tr>" for r in rows)
         return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
+    @staticmethod
+    def _facts(facts: Sequence[tuple[str, Any, str]]) -> str:
+        cards = "".join(f'<div class="kpi"><div class="label">{_e(label)}</div>'
+                        f'<div class="value">{_e(value)}</div><div class="sub">{_e(sub)}</div>'
+                        "</div>" for label, value, sub in facts)
+        return f'<div class="facts">{cards}</div>'
+
     def _entries(self) -> list[dict[str, Any]]:
         return self.state.audit.entries()
 
@@ -221,9 +230,6 @@ class Console:
                  ("Tables ready", f"{ready} / {len(roster.tables)}", "token file and policy"),
                  ("Audit entries", len(entries), "signed by the operator"),
                  ("Auditors", len(roster.auditors), "read-only compliance")]
-        cards = "".join(f'<div class="kpi"><div class="label">{_e(label)}</div>'
-                        f'<div class="value">{_e(value)}</div><div class="sub">{_e(sub)}</div>'
-                        "</div>" for label, value, sub in facts)
         members = [[_e(n), "yes" if m.can_query else "no",
                     "yes" if m.can_receive_results else "no",
                     _e(", ".join(roster.owned_by(n)) or "—"),
@@ -244,7 +250,7 @@ class Console:
                    else ("as first written" if t.policy_path.is_file() else "not set yet"))
             tables.append([_e(n), _e(t.owner), got, _e(pol)])
         operator = identity_fingerprint(self.state.operator_public)
-        return (f'<div class="facts">{cards}</div>'
+        return (self._facts(facts)
                 + self._card("Members and auditors", "Who takes part, what each may do, and the "
                              "key each is known by (its identity fingerprint).",
                              self._table(["Name", "May query", "Receives results", "Owns",
@@ -335,6 +341,44 @@ class Console:
                           "signed by the operator, so a rewrite or a removal is detected.",
                           status + self._table(["Time (UTC)", "Who", "What", "Decision", "Rule",
                                                 "Rows", "Suppressed"], rows, num=(5, 6)))
+
+    def _budget(self, who: Principal) -> str:
+        roster = self.state.roster
+        try:
+            doc = budget_report(roster)
+            spends = (RoomPrivacy(roster).ledger.entries() if doc["mode"] == "differential"
+                      else ())
+        except CleanroomError as exc:
+            return self._card("Privacy budget", "The budget cannot be read.",
+                              f'<p class="chain bad">✘ {_e(exc)}</p>')
+        if doc["mode"] != "differential":
+            return self._card(
+                "Privacy budget", "Threshold mode: there is no privacy budget.",
+                "<p>Every number stands for at least the policies' minimum of people, and "
+                "difference checks withhold a row whose people differ from an earlier "
+                "answer's by fewer than that minimum. Answers are exact and spend nothing; "
+                "in differential mode they would carry noise and spend ε.</p>")
+        total, spent, left = doc["epsilon"], doc["spent"], doc["remaining"]
+        queries = f"{doc['queries']} quer{'ies' if doc['queries'] != 1 else 'y'}"
+        facts = [("Mode", "differential", "noise on every figure"),
+                 ("Budget", f"ε {total:g}", "for the collaboration's lifetime"),
+                 ("Spent", f"ε {spent:g}", f"by {queries}"),
+                 ("Remaining", f"ε {left:g}", f"{doc['queries_remaining']} more at "
+                  f"ε = {doc['epsilon_per_query']:g} each")]
+        share = min(100.0, 100.0 * spent / total) if total else 100.0
+        gauge = (f'<div class="gauge" role="img" aria-label="privacy budget: ε {spent:g} of '
+                 f'{total:g} spent"><span style="width:{share:.1f}%"></span></div>')
+        rows = [[_e(c.seq), "<span class='when'>"
+                 f"{_e(c.at.replace('T', ' ').removesuffix('+00:00'))}</span>",
+                 _e(c.member), _e(f"{c.epsilon:g}"), _e(f"{c.spent_after:g}")]
+                for c in reversed(spends[-200:])]
+        return (self._facts(facts)
+                + self._card("Spend history", "Every accepted query or analysis spends ε before "
+                             "anything is computed, all members together; once the budget is "
+                             "spent, queries are refused (rule privacy_budget). Newest first; "
+                             "the audit trail lists each spend with its query.",
+                             gauge + self._table(["#", "Time (UTC)", "Who", "Spent",
+                                                  "Total after"], rows, num=(3, 4))))
 
     def _report(self, who: Principal) -> str:
         try:

@@ -4,6 +4,7 @@
         c.overlap(by=["airline.tier"])        # the dict `cleanroom overlap --json` prints
         c.query("SELECT ...")                 # {"columns": [...], "rows": [...]}
         c.audit()                             # entries, verified: chain, signatures, receipts
+        c.budget()                            # the dict `cleanroom budget --json` prints
 
 Answers are the same documents the local commands print; errors come back as the same
 exceptions (PolicyRefusal exits 3, NotAuthenticated and NotAllowed exit 4, others 1) with the
@@ -211,6 +212,10 @@ class ServerClient:
     def policy(self) -> dict[str, Any]:
         """The rules in force, as `cleanroom policy check --json` prints them."""
         return self._call("GET", "/v1/policy")
+
+    def budget(self) -> dict[str, Any]:
+        """The privacy budget, as `cleanroom budget --json` prints it."""
+        return self._call("GET", "/v1/budget")
 
     def audit(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """The audit log, verified here: the hash chain, the operator's signature of every

@@ -3,36 +3,14 @@ and the pages rendered by headless Chromium (skipped when Chromium is not instal
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import tempfile
-
 import httpx
 import pytest
 from _room_fixture import make_room, served
+from _server_harness import chromium, dump_dom
 
 from cleanroom.server import COOKIE
 
 TIMEOUT = httpx.Timeout(30.0)
-
-
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or \
-        shutil.which("google-chrome")
-
-
-def dump_dom(url: str) -> str:
-    """The DOM of `url` after headless Chromium loaded it (fresh profile, no network else)."""
-    browser = _chromium()
-    assert browser is not None
-    with tempfile.TemporaryDirectory() as profile:
-        done = subprocess.run(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={profile}", "--dump-dom", url],
-            capture_output=True, text=True, timeout=90, check=False)
-    assert done.returncode == 0, done.stderr[-500:]
-    return done.stdout
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +75,7 @@ def test_pages_for_an_auditor_and_for_a_member(room, server):
         assert "Not available to you" in page and "auditors read" in page
 
 
-@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed "
+@pytest.mark.skipif(chromium() is None, reason="chromium is not installed "
                     "(apt-get install chromium) - the browser rendering check is skipped")
 def test_chromium_logs_in_through_a_link_and_sees_the_figures(room, server):
     url, _ = server

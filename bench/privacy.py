@@ -191,7 +191,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workdir", type=Path, default=None,
                     help="reuse token files made here by an earlier run")
-    ap.add_argument("--skip-analyses", action="store_true")
+    ap.add_argument("--skip-analyses", action="store_true", help="only the memory check")
+    ap.add_argument("--skip-memory", action="store_true", help="only the analyses")
     args = ap.parse_args()
     n = args.rows or (1_000_000 if args.quick else 10_000_000)
     remembered = args.remembered or (2_000 if args.quick else 10_000)
@@ -200,7 +201,8 @@ def main() -> None:
           f"{args.threads}; cpus={os.cpu_count()}; load average {_load()}")
     if not args.skip_analyses:
         analyses(n, args.runs, args.memory_limit, args.threads, work)
-    memory_check(remembered, args.probes, args.runs, work)
+    if not args.skip_memory:
+        memory_check(remembered, args.probes, args.runs, work)
     print(f"load average at the end: {_load()} (other processes share the cores: read the "
           "medians with it)")
 

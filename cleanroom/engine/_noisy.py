@@ -142,8 +142,9 @@ def _segments(room: Room, dims: Sequence[Dimension], mets: Sequence[Metric], eps
     key = [str(d) for d in dims]
     by_key = {tuple(row[k] for k in key): row for row in found}
     public = [tables[d.table].policy.public_values(d.column) for d in dims]
-    if all(v is not None for v in public):
-        keys = list(itertools.product(*public))  # type: ignore[arg-type]
+    known = [v for v in public if v is not None]
+    if len(known) == len(public):
+        keys = list(itertools.product(*known))
         counts = noisy_counts([int(by_key.get(k, {}).get("entities", 0)) for k in keys],
                               epsilon=epsilon, sensitivity=reach)
         released = {k: c for k, c in zip(keys, counts, strict=True) if c.value >= minimum}

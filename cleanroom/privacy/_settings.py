@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from protocols import ConfigError
 
@@ -80,7 +80,8 @@ class PrivacySettings:
             mode = table.get("mode", "threshold")
             if not isinstance(mode, str):
                 raise ConfigError(f"must be a string, not {mode!r}", key="privacy.mode")
-            return cls(mode, table.get("epsilon"), table.get("epsilon_per_query"))  # type: ignore[arg-type]
+            # __post_init__ refuses any mode but the two
+            return cls(cast(Mode, mode), table.get("epsilon"), table.get("epsilon_per_query"))
         except ConfigError as exc:
             if file is None:
                 raise

@@ -42,7 +42,7 @@ from ._identity import (
     write_identity,
 )
 from ._inspect import inspect_token_file
-from ._io import atomic_path, write_bytes_atomic
+from ._io import atomic_path, fsync_path, write_bytes_atomic
 from ._keys import (
     CollaborationSecret,
     agree_secret,
@@ -131,6 +131,7 @@ __all__ = [
     "expand_message_xmd",
     "form_column",
     "format_identity_public",
+    "fsync_path",
     "fuzzy_library_versions",
     "fuzzy_tokens",
     "hash_to_curve",

@@ -48,6 +48,15 @@ def ensure_parent(path: str | os.PathLike[str]) -> None:
                          file=os.fspath(target)) from None
 
 
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """Flush a file, or a folder's entries (after a rename or a new file), to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> None:
     """Write `data` to `path` atomically with permissions `mode`."""
     with atomic_path(path, mode) as tmp:

@@ -35,14 +35,10 @@ from cleanroom.server import ServerState, build_app, serving
 from protocols import ConfigError, load_identity_private, write_bytes_atomic
 
 from ._walkthrough import (
-    _ATTRIBUTES,
-    _IDENTIFIERS,
-    _MATCH_KEYS,
     _SQL_OK,
     _SQL_REFUSED,
     MAX_RECORDS_PER_TOKEN,
     PARTIES,
-    PROFILE,
     RULES,
     DemoResult,
     StepUnavailable,
@@ -52,6 +48,7 @@ from ._walkthrough import (
     airline_policy,
     brand_policy,
     collaboration_id_for,
+    party_tokenize_args,
 )
 
 _MARKER = ".cleanroom-demo-server"
@@ -92,17 +89,10 @@ def _collaboration(cid: str) -> str:
 
 def _tokenize_args(root: Path, party: str) -> list[Any]:
     folder = root / party
-    args: list[Any] = [folder / f"{party}.csv", "--party", party,
-                       "--secret-file", folder / "secret.json"]
-    for kind, column in _IDENTIFIERS:
-        args += ["--id", f"{kind}={column}"]
-    for name, parts in _MATCH_KEYS:
-        args += ["--match-key", f"{name}={'+'.join(f'{k}:{c}' for k, c in parts)}"]
-    for a in _ATTRIBUTES[party]:
-        args += ["--attr", a]
-    return args + ["--profile", PROFILE, "--region", "US",
-                   "--out", folder / f"{party}.tokens.parquet",
-                   "--report", folder / "quality.json"]
+    return party_tokenize_args(party, csv=folder / f"{party}.csv",
+                               secret=folder / "secret.json",
+                               out=folder / f"{party}.tokens.parquet",
+                               report=folder / "quality.json")
 
 
 def _walls(walk: _Walk, root: Path) -> None:

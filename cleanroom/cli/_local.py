@@ -39,13 +39,7 @@ def keys_new(collaboration_id: str | None, out: str, force: bool, as_json: bool)
     """Write a new collaboration secret file (32 random bytes, mode 0600)."""
     secret = protocols.new_secret(collaboration_id)
     protocols.write_secret(secret, out, force=force)
-    doc = {"collaboration_id": secret.collaboration_id, "key_fingerprint": secret.fingerprint,
-           "secret_file": out}
-    if as_json:
-        emit_json(doc)
-    else:
-        click.echo(f"wrote {out} (mode 0600) for collaboration {secret.collaboration_id}, "
-                   f"key fingerprint {secret.fingerprint}")
+    _secret_written(secret, out, as_json, "")
 
 
 @keys.command("pair")
@@ -87,13 +81,18 @@ def keys_agree(private_path: str, public_path: str, collaboration_id: str, out: 
     secret = protocols.agree_secret(protocols.load_private_key(private_path),
                                     protocols.load_public_key(public_path), collaboration_id)
     protocols.write_secret(secret, out, force=force)
-    doc = {"collaboration_id": secret.collaboration_id, "key_fingerprint": secret.fingerprint,
-           "secret_file": out}
+    _secret_written(secret, out, as_json, " (the other party must see the same)")
+
+
+def _secret_written(secret: protocols.CollaborationSecret, out: str, as_json: bool,
+                    note: str) -> None:
+    """Say which secret file was written: its collaboration and key fingerprint (not secret)."""
     if as_json:
-        emit_json(doc)
+        emit_json({"collaboration_id": secret.collaboration_id,
+                   "key_fingerprint": secret.fingerprint, "secret_file": out})
     else:
         click.echo(f"wrote {out} (mode 0600) for collaboration {secret.collaboration_id}, "
-                   f"key fingerprint {secret.fingerprint} (the other party must see the same)")
+                   f"key fingerprint {secret.fingerprint}{note}")
 
 
 def _progress(label: str) -> Callable[[int], None] | None:

@@ -195,18 +195,22 @@ _ID_COLUMN = {"airline": "member_id", "brand": "customer_id"}
 
 def tokenize_args(party: str, lay: Layout) -> list[Any]:
     """The `cleanroom tokenize` arguments each party runs on its own machine."""
-    args: list[Any] = [lay.party(party).csv, "--party", party,
-                       "--secret-file", lay.party(party).secret]
+    files = lay.party(party)
+    return party_tokenize_args(party, csv=files.csv, secret=files.secret, out=files.tokens,
+                               report=files.quality)
+
+
+def party_tokenize_args(party: str, *, csv: Path, secret: Path, out: Path,
+                        report: Path) -> list[Any]:
+    """The demo's `cleanroom tokenize` arguments for `party`, with its files' paths."""
+    args: list[Any] = [csv, "--party", party, "--secret-file", secret]
     for kind, column in _IDENTIFIERS:
         args += ["--id", f"{kind}={column}"]
     for name, parts in _MATCH_KEYS:
         args += ["--match-key", f"{name}={'+'.join(f'{k}:{c}' for k, c in parts)}"]
     for a in _ATTRIBUTES[party]:
         args += ["--attr", a]
-    args += ["--profile", PROFILE, "--region", "US",
-             "--out", lay.party(party).tokens,
-             "--report", lay.party(party).quality]
-    return args
+    return args + ["--profile", PROFILE, "--region", "US", "--out", out, "--report", report]
 
 
 def _party_sources(lay: Layout) -> dict[str, Any]:

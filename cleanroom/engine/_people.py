@@ -39,7 +39,7 @@ from pyroaring import FrozenBitMap64
 
 from cleanroom.config import Collaboration, Roster
 from cleanroom.privacy import PeopleSet, file_lock, people_set, write_durably
-from protocols import KeyMaterialError, PolicyRefusal, atomic_path
+from protocols import KeyMaterialError, PolicyRefusal, atomic_path, fsync_path
 
 from ._resolve import Resolution
 from ._sql import Sql, execute, fetch_one, quote_ident
@@ -257,7 +257,7 @@ def _build(room: _Room, res: Resolution, state: Path, folder: Path) -> None:
             with atomic_path(registry, 0o600) as tmp:
                 execute(con, Sql("COPY _cr_reg TO ? (FORMAT parquet, COMPRESSION zstd)",
                                  (os.fspath(tmp),)))
-                _fsync(tmp)
+                fsync_path(tmp)
         got = execute(con, "SELECT f.eid, r.id FROM _cr_fk f JOIN _cr_reg r USING (k) "
                            "ORDER BY f.eid").fetchnumpy()
         _save(folder / f"t{i}.entities.npy", np.asarray(got["eid"], dtype=np.int64))
@@ -293,15 +293,7 @@ def _save(path: Path, array: np.ndarray) -> None:
     with atomic_path(path, 0o600) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, array)
-        _fsync(tmp)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_path(tmp)
 
 
 def _remove(folder: Path) -> None:

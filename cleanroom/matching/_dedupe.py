@@ -27,7 +27,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -37,11 +36,8 @@ from protocols import ConfigError
 from ._splink import (
     LevelWeight,
     clusters_at,
+    fit_and_score,
     level_weights,
-    quiet_splink,
-    scored_pairs,
-    train,
-    trained_model,
 )
 
 NAME_KINDS = ("first_name", "last_name")
@@ -217,8 +213,6 @@ def _rules(rules: Sequence[tuple[str, ...]], present: set[str]) -> list[tuple[st
 
 def _train_and_score(arrays: dict[str, pa.Array], n: int, opts: DedupeOptions
                      ) -> tuple[pa.Table, tuple[LevelWeight, ...], dict[str, float]]:
-    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
-
     present = set(arrays)
     blocking = _rules(DEDUPE_BLOCKING, present)
     if not blocking:
@@ -235,36 +229,7 @@ def _train_and_score(arrays: dict[str, pa.Array], n: int, opts: DedupeOptions
     deterministic = _rules(DEDUPE_DETERMINISTIC, present) or blocking
     table = pa.table({"unique_id": pa.array(np.arange(n, dtype=np.int64)), **arrays})
     comparisons = [_comparison(name) for name in names]
-    rules: list[Any] = [block_on(*rule) for rule in blocking]
-    timings: dict[str, float] = {}
-    with quiet_splink():
-        db = DuckDBAPI(duckdb.connect())
-        try:
-            t = time.perf_counter()
-            data = db.register(table, table_name="rows")
-
-            def make_linker(prior: float) -> Any:
-                settings = SettingsCreator(
-                    link_type="dedupe_only",
-                    comparisons=comparisons,
-                    blocking_rules_to_generate_predictions=rules,
-                    probability_two_random_records_match=prior,
-                    retain_matching_columns=False,
-                    retain_intermediate_calculation_columns=False,
-                )
-                return Linker(data, settings, log_level=None)
-
-            linker = train(make_linker, deterministic=[block_on(*r) for r in deterministic],
-                           prior_recall=opts.prior_recall, fallback_prior=1.0 / max(n, 2),
-                           u_max_pairs=opts.u_max_pairs, seed=opts.seed,
-                           em_rules=[block_on(*r) for r in training],
-                           em_max_pairs=opts.em_max_pairs if n > opts.em_max_records
-                           else None)
-            timings["train"] = time.perf_counter() - t
-            t = time.perf_counter()
-            pairs = scored_pairs(linker, db.duckdb_con, opts.keep_pairs_above)
-            timings["predict"] = time.perf_counter() - t
-            weights = level_weights(trained_model(linker))
-        finally:
-            db.duckdb_con.close()
-    return pairs, weights, timings
+    pairs, model, timings = fit_and_score(
+        table, {"link_type": "dedupe_only"}, comparisons=comparisons, blocking=blocking,
+        deterministic=deterministic, training=training, opts=opts)
+    return pairs, level_weights(model), timings

@@ -36,11 +36,8 @@ from protocols import FORM_SEPARATOR, ConfigError
 from ._splink import (
     LevelWeight,
     clusters_at,
+    fit_and_score,
     level_weights,
-    quiet_splink,
-    scored_pairs,
-    train,
-    trained_model,
 )
 
 #: single tokens that identify a person alone: blocked on by themselves
@@ -272,8 +269,6 @@ def _train_and_score(records: pa.Table, specs: Sequence[FieldSpec], used: Sequen
                      opts: ProbabilisticOptions
                      ) -> tuple[pa.Table, tuple[LevelWeight, ...], tuple[tuple[str, ...], ...],
                                 float, dict[str, float]]:
-    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
-
     timings: dict[str, float] = {}
     present = set(used)
     blocking = _present(opts.blocking or DEFAULT_BLOCKING, present)
@@ -287,44 +282,16 @@ def _train_and_score(records: pa.Table, specs: Sequence[FieldSpec], used: Sequen
         ["source_dataset", *used]).add_column(
         0, "unique_id", pa.array(np.arange(n, dtype=np.int64)))
     comparisons = [_comparison(s) for s in specs]
-    rules: list[Any] = [block_on(*rule) for rule in blocking]
-    with quiet_splink():
-        config: dict[str, Any] = {}
-        if opts.memory_limit:
-            config["memory_limit"] = opts.memory_limit
-        if opts.threads:
-            config["threads"] = opts.threads
-        db = DuckDBAPI(duckdb.connect(config=config))
-        try:
-            t = time.perf_counter()
-            data = db.register(splink_input, table_name="records")
-
-            def make_linker(prior: float) -> Any:
-                settings = SettingsCreator(
-                    link_type="link_and_dedupe",
-                    unique_id_column_name="unique_id",
-                    source_dataset_column_name="source_dataset",
-                    comparisons=comparisons,
-                    blocking_rules_to_generate_predictions=rules,
-                    probability_two_random_records_match=prior,
-                    retain_matching_columns=False,
-                    retain_intermediate_calculation_columns=False,
-                )
-                return Linker(data, settings, log_level=None)
-
-            linker = train(make_linker, deterministic=[block_on(*r) for r in deterministic],
-                           prior_recall=opts.prior_recall, fallback_prior=1.0 / max(n, 2),
-                           u_max_pairs=opts.u_max_pairs, seed=opts.seed,
-                           em_rules=[block_on(*r) for r in training],
-                           em_max_pairs=opts.em_max_pairs if n > opts.em_max_records
-                           else None)
-            timings["train"] = time.perf_counter() - t
-            t = time.perf_counter()
-            pairs = scored_pairs(linker, db.duckdb_con, opts.keep_pairs_above)
-            timings["predict"] = time.perf_counter() - t
-            model = trained_model(linker)
-            weights = level_weights(model)
-            prior = float(model["probability_two_random_records_match"])
-        finally:
-            db.duckdb_con.close()
-    return pairs, weights, blocking, prior, timings
+    config: dict[str, Any] = {}
+    if opts.memory_limit:
+        config["memory_limit"] = opts.memory_limit
+    if opts.threads:
+        config["threads"] = opts.threads
+    pairs, model, more = fit_and_score(
+        splink_input, {"link_type": "link_and_dedupe", "unique_id_column_name": "unique_id",
+                       "source_dataset_column_name": "source_dataset"},
+        comparisons=comparisons, blocking=blocking, deterministic=deterministic,
+        training=training, opts=opts, config=config)
+    timings.update(more)
+    prior = float(model["probability_two_random_records_match"])
+    return pairs, level_weights(model), blocking, prior, timings

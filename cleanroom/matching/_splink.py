@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -76,6 +78,75 @@ def train(make_linker: Callable[[float], Any], *, deterministic: Sequence[Any],
             rule, max_pairs=em_max_pairs,
             record_sample_proportion=0.01 if em_max_pairs is not None else 1.0)
     return linker
+
+
+class FitOptions(Protocol):
+    """The training knobs the matcher's and dedupe's options share."""
+
+    @property
+    def prior_recall(self) -> float: ...
+    @property
+    def u_max_pairs(self) -> float: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def keep_pairs_above(self) -> float: ...
+    @property
+    def em_max_records(self) -> int: ...
+    @property
+    def em_max_pairs(self) -> float: ...
+
+
+def fit_and_score(
+    table: pa.Table,
+    settings: Mapping[str, Any],
+    *,
+    comparisons: Sequence[Any],
+    blocking: Sequence[Sequence[str]],
+    deterministic: Sequence[Sequence[str]],
+    training: Sequence[Sequence[str]],
+    opts: FitOptions,
+    config: Mapping[str, Any] | None = None,
+) -> tuple[pa.Table, dict[str, Any], dict[str, float]]:
+    """Train a model on `table` (unsupervised, see `train`) and score the blocked pairs.
+
+    `settings` holds what differs between callers (link type, id and source columns). Returns
+    the pairs above `opts.keep_pairs_above`, the trained model and the train/predict seconds.
+    """
+    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+
+    n = table.num_rows
+    timings: dict[str, float] = {}
+    with quiet_splink():
+        db = DuckDBAPI(duckdb.connect(config=dict(config or {})))
+        try:
+            t = time.perf_counter()
+            data = db.register(table, table_name="records")
+
+            def make_linker(prior: float) -> Any:
+                model = SettingsCreator(
+                    **settings,
+                    comparisons=list(comparisons),
+                    blocking_rules_to_generate_predictions=[block_on(*r) for r in blocking],
+                    probability_two_random_records_match=prior,
+                    retain_matching_columns=False,
+                    retain_intermediate_calculation_columns=False,
+                )
+                return Linker(data, model, log_level=None)
+
+            linker = train(make_linker, deterministic=[block_on(*r) for r in deterministic],
+                           prior_recall=opts.prior_recall, fallback_prior=1.0 / max(n, 2),
+                           u_max_pairs=opts.u_max_pairs, seed=opts.seed,
+                           em_rules=[block_on(*r) for r in training],
+                           em_max_pairs=opts.em_max_pairs if n > opts.em_max_records
+                           else None)
+            timings["train"] = time.perf_counter() - t
+            t = time.perf_counter()
+            pairs = scored_pairs(linker, db.duckdb_con, opts.keep_pairs_above)
+            timings["predict"] = time.perf_counter() - t
+            return pairs, trained_model(linker), timings
+        finally:
+            db.duckdb_con.close()
 
 
 def trained_model(linker: Any) -> dict[str, Any]:

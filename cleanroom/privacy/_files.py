@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from protocols import atomic_path
+from protocols import atomic_path, fsync_path
 
 
 @contextmanager
@@ -28,19 +28,10 @@ def locked(path: Path, *, exclusive: bool) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def fsync_dir(folder: Path) -> None:
-    """Make a rename or a new file in `folder` durable (the directory entry itself)."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_durably(path: Path, data: bytes) -> None:
     """Write `data` to `path` atomically (temporary name, fsync, rename, fsync the folder)."""
     with atomic_path(path, 0o600) as tmp, open(tmp, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    fsync_dir(path.parent)
+    fsync_path(path.parent)

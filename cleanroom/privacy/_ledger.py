@@ -32,9 +32,9 @@ from fractions import Fraction
 from os import PathLike
 from pathlib import Path
 
-from protocols import PolicyRefusal
+from protocols import PolicyRefusal, fsync_path
 
-from ._files import fsync_dir, locked
+from ._files import locked
 
 LEDGER_VERSION = 1
 EpsilonLike = float | int | str | Decimal | Fraction
@@ -202,7 +202,7 @@ class BudgetLedger:
         finally:
             os.close(fd)
         if created:
-            fsync_dir(self.folder)
+            fsync_path(self.folder)
 
 
 def exact_epsilon(value: EpsilonLike) -> Fraction:

@@ -32,6 +32,7 @@ from protocols import (
     InputError,
     Manifest,
     ManifestMismatch,
+    fsync_path,
     read_manifest,
 )
 
@@ -47,11 +48,7 @@ class TooLarge(Exception):
 
 def _fsync_dir(folder: Path) -> None:
     with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(folder)
 
 
 def remove_stale_uploads(roster: Roster) -> int:

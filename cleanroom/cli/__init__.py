@@ -5,39 +5,55 @@ boundary that turns library errors into a one-line message on stderr and an exit
 (2 usage, 1 failure, 3 policy refusal, 4 not authenticated or not allowed by a server). No
 traceback for a user's mistake. The engine commands take a server URL in place of COLLAB
 (`_remote`); `_server` runs the server and talks to it (upload, policy put, console-link).
+A command's module is imported when the command is used, so each step starts quickly.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._budget import budget
-from ._dedupe import dedupe
-from ._demo import demo
-from ._engine import audit, overlap_cmd, policy
 from ._group import main
-from ._interop import c3r, export_hashes
-from ._local import inspect, keys, normalize_cmd, tokenize
-from ._psi import psi
-from ._query import query
-from ._report import report
-from ._server import console_link, keys_identity, policy_put, serve, upload
-from ._walkthrough import DemoResult
-from ._walkthrough import run_demo as _run_demo
 
-keys.add_command(keys_identity)
-policy.add_command(policy_put)
-for _command in (keys, normalize_cmd, dedupe, tokenize, inspect, c3r, export_hashes, psi, demo,
-                 report, policy, overlap_cmd, audit, query, budget, serve, upload,
-                 console_link):
-    main.add_command(_command)
+if TYPE_CHECKING:
+    from ._walkthrough import DemoResult
+
+main.lazy.update({
+    "keys": "._local:keys",
+    "normalize": "._local:normalize_cmd",
+    "dedupe": "._dedupe:dedupe",
+    "tokenize": "._local:tokenize",
+    "inspect": "._local:inspect",
+    "c3r": "._interop:c3r",
+    "export-hashes": "._interop:export_hashes",
+    "psi": "._psi:psi",
+    "demo": "._demo:demo",
+    "report": "._report:report",
+    "policy": "._engine:policy",
+    "overlap": "._engine:overlap_cmd",
+    "audit": "._engine:audit",
+    "query": "._query:query",
+    "budget": "._budget:budget",
+    "serve": "._server:serve",
+    "upload": "._server:upload",
+    "console-link": "._server:console_link",
+})
 
 
 def run_demo(out_dir: str | os.PathLike[str], **options: Any) -> DemoResult:
     """Run the demo walk-through with this command group (options as `cleanroom demo`'s,
     plus `echo`, a function that prints one line)."""
+    from ._walkthrough import run_demo as _run_demo
+
     return _run_demo(out_dir, group=main, **options)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DemoResult":
+        from ._walkthrough import DemoResult
+
+        return DemoResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["DemoResult", "main", "run_demo"]

@@ -8,12 +8,13 @@ import click
 
 from cleanroom.engine import open_collaboration, policy_report
 
+from ._group import LazyGroup
 from ._output import emit_json, privacy_note, with_noise
 from ._params import DimensionParam, MetricParam
 from ._remote import COLLAB_OR_URL, Server, connect, local_member, server_options, verify_local_log
 
 
-@click.group("policy")
+@click.group("policy", cls=LazyGroup, lazy={"put": "._server:policy_put"})
 def policy() -> None:
     """Read and check the rules in force in a collaboration."""
 

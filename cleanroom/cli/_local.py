@@ -14,11 +14,12 @@ import click
 import normalize
 import protocols
 
+from ._group import LazyGroup
 from ._output import emit_json, table_text
 from ._params import CollaborationIdParam, F, KindColumnParam, MatchKeyParam, profile_option
 
 
-@click.group()
+@click.group(cls=LazyGroup, lazy={"identity": "._server:keys_identity"})
 def keys() -> None:
     """Make and agree collaboration secrets and X25519 key pairs.
 

@@ -11,7 +11,6 @@ import click
 
 import normalize
 import protocols
-from cleanroom.engine import Dimension, Metric
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -86,6 +85,8 @@ class DimensionParam(click.ParamType):  # type: ignore[type-arg]  # generic in s
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         try:
+            from cleanroom.engine import Dimension  # the engine loads only for its commands
+
             return str(Dimension.parse(value))
         except protocols.PolicyRefusal:
             self.fail(f"{value!r} is not TABLE.COLUMN", param, ctx)
@@ -98,6 +99,8 @@ class MetricParam(click.ParamType):  # type: ignore[type-arg]  # generic in some
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         try:
+            from cleanroom.engine import Metric
+
             return Metric.parse(value).text
         except protocols.PolicyRefusal:
             self.fail(f"{value!r} is not FUNC(TABLE.COLUMN) with FUNC one of SUM, "

@@ -254,7 +254,7 @@ class _Walk:
         """Run `cleanroom COMMAND ARGS` in-process; return its stdout."""
         shown = shlex.join(["cleanroom", *command, *(self.shown(a) for a in args)])
         self.echo(click.style(f"   $ {shown}", fg="cyan"))
-        cmd = self.group.commands.get(command[0])
+        cmd = self.group.get_command(click.Context(self.group), command[0])
         if cmd is None:
             raise StepUnavailable(f"`cleanroom {command[0]}`")
         argv = [*command[1:], *(str(a) for a in args)]

@@ -140,7 +140,8 @@ def test_the_readme_shows_the_files_the_demo_writes(demo):
 
 
 def test_a_missing_part_stops_the_walk_through_there_and_says_so(tmp_path, monkeypatch):
-    monkeypatch.delitem(main.commands, "query")
+    monkeypatch.delitem(main.lazy, "query")
+    monkeypatch.delitem(main.commands, "query", raising=False)
     result = CliRunner().invoke(main, ["demo", "--rows", "200", "--out", str(tmp_path / "d"),
                                        "--json"])
     assert result.exit_code == 0, result.output

@@ -9,7 +9,15 @@ The public API: open a collaboration and ask it questions under its owners' poli
 Parts: `config` (collaboration and policy files), `engine` (the room), `matching`
 (probabilistic resolution, and `dedupe_file` for a party's own extract), `analyst` (analyst
 SQL), `report` (figures and HTML), `cli` (the `cleanroom` command).
+
+Names load on first use, so a command that needs one part does not import the others.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import lazy_loader
 
 from protocols import (
     AuditError,
@@ -23,32 +31,71 @@ from protocols import (
     PolicyRefusal,
 )
 
-from .analyst import CheckedQuery, QueryResult, TableRules, check_sql, run_query
-from .config import (
-    AggregateColumns,
-    Collaboration,
-    EffectivePolicy,
-    Matching,
-    Member,
-    OutputConstraint,
-    Policy,
-    Table,
+if TYPE_CHECKING:
+    from .analyst import (
+        CheckedQuery,
+        QueryResult,
+        TableRules,
+        check_sql,
+        run_query,
+    )
+    from .config import (
+        AggregateColumns,
+        Collaboration,
+        EffectivePolicy,
+        Matching,
+        Member,
+        OutputConstraint,
+        Policy,
+        Table,
+    )
+    from .engine import (
+        AuditLog,
+        CleanRoom,
+        Dimension,
+        Metric,
+        OverlapResult,
+        Resolution,
+        VerifyResult,
+        open_collaboration,
+        overlap,
+        policy_report,
+        verify_tables,
+    )
+    from .matching import (
+        DedupeReport,
+        dedupe_file,
+    )
+    from .report import (
+        build_report,
+        render_report,
+        write_report,
+    )
+
+# Each name is imported from its part the first time it is used.
+__getattr__, _, _ = lazy_loader.attach(
+    __name__,
+    submodules=["analyst", "cli", "config", "engine", "matching", "privacy", "report", "server"],
+    submod_attrs={
+        "analyst": (
+            "CheckedQuery", "QueryResult", "TableRules", "check_sql", "run_query",
+        ),
+        "config": (
+            "AggregateColumns", "Collaboration", "EffectivePolicy", "Matching", "Member",
+            "OutputConstraint", "Policy", "Table",
+        ),
+        "engine": (
+            "AuditLog", "CleanRoom", "Dimension", "Metric", "OverlapResult", "Resolution",
+            "VerifyResult", "open_collaboration", "overlap", "policy_report", "verify_tables",
+        ),
+        "matching": (
+            "DedupeReport", "dedupe_file",
+        ),
+        "report": (
+            "build_report", "render_report", "write_report",
+        ),
+    },
 )
-from .engine import (
-    AuditLog,
-    CleanRoom,
-    Dimension,
-    Metric,
-    OverlapResult,
-    Resolution,
-    VerifyResult,
-    open_collaboration,
-    overlap,
-    policy_report,
-    verify_tables,
-)
-from .matching import DedupeReport, dedupe_file
-from .report import build_report, render_report, write_report
 
 __all__ = [
     "AggregateColumns",

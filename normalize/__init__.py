@@ -30,13 +30,30 @@ An unknown kind, profile or region is a ValueError (a caller's mistake, not a ba
 form (`check_region("uk") == "GB"`). `PLACEHOLDERS` holds the stand-ins strict rejects.
 """
 
-from ._column import ColumnResult, normalize_column
+from typing import TYPE_CHECKING
+
+import lazy_loader
+
 from ._common import KINDS, PROFILES, check_profile, check_region
-from ._dispatch import library_versions, normalize
-from ._email import email
 from ._errors import InvalidIdentifier
-from ._phone import phone
 from ._placeholders import PLACEHOLDERS
+
+if TYPE_CHECKING:
+    from ._column import ColumnResult, normalize_column
+    from ._dispatch import library_versions, normalize
+    from ._email import email
+    from ._phone import phone
+
+# The normalizers (and the libraries behind them) load on first use.
+__getattr__, _, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "_column": ("ColumnResult", "normalize_column"),
+        "_dispatch": ("library_versions", "normalize"),
+        "_email": ("email",),
+        "_phone": ("phone",),
+    },
+)
 
 __all__ = [
     "ColumnResult",

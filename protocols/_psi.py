@@ -41,11 +41,11 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 import normalize
 
 from ._errors import CleanroomBug, ConfigError, InputError, ManifestMismatch, PolicyRefusal
+from ._identifying import check_identifying
 from ._io import atomic_path
 from ._manifest import PROTOCOL_PSI, Manifest, write_token_file
 from ._options import check_kind
 from ._readers import open_input, read_batches
-from ._tokenize import check_identifying
 from .hazmat import POINT_BYTES, SUITE_RO, psi_dst
 from .hazmat._blinding import BlindingPool, worker_count
 

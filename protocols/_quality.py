@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -59,6 +58,8 @@ def repeated_rows(parquet_path: str | os.PathLike[str], columns: list[str],
     config: dict[str, Any] = {"threads": min(2, os.cpu_count() or 1), "memory_limit": "1GB"}
     if temp_dir:
         config["temp_directory"] = temp_dir
+    import duckdb  # only this count needs it; PSI steps start without it
+
     con = duckdb.connect(config=config)
     out = {}
     try:

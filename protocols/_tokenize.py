@@ -45,6 +45,7 @@ from ._fuzzy import (
     form_tokens,
     fuzzy_library_versions,
 )
+from ._identifying import check_identifying
 from ._io import atomic_path, ensure_parent
 from ._keys import CollaborationSecret, derive_match_key, derive_token_key, key_fingerprint
 from ._manifest import (
@@ -59,8 +60,6 @@ from ._quality import MISSING_REASON, count_reasons, merge_counts, repeated_rows
 from ._readers import BATCH_ROWS, open_input, read_batches, refuse_overwriting_input
 from .hazmat import TOKEN_TYPE, hmac_tokens, join_match_parts
 
-IDENTIFYING_SAMPLE = 500
-IDENTIFYING_SHARE = 0.05
 RESERVED_COLUMNS = frozenset({"row_id"})
 
 
@@ -321,30 +320,6 @@ def check_attributes(attributes: Sequence[str], columns: Sequence[TokenColumn]) 
                               key=f"--attr {attr}")
     if len(set(attributes)) != len(attributes):
         raise ConfigError("an attribute is given twice", key="--attr")
-
-
-def check_identifying(batch: pa.RecordBatch, attributes: Sequence[str], region: str,
-                      file: str) -> None:
-    """Refuse an attribute whose sampled values parse as emails or phones too often."""
-    for attr in attributes:
-        arr = batch.column(attr)
-        if pa.types.is_floating(arr.type) or pa.types.is_boolean(arr.type):
-            continue
-        arr = arr.drop_null()
-        if len(arr) == 0:
-            continue
-        step = max(1, len(arr) // IDENTIFYING_SAMPLE)
-        sample = pc.cast(arr.take(pa.array(np.arange(0, len(arr), step)[:IDENTIFYING_SAMPLE])),
-                         pa.string())
-        for kind in ("email", "phone"):
-            res = normalize.normalize_column(kind, sample, profile="strict", region=region)
-            hits = _as_string_array(res.reasons).null_count  # null reason = valid
-            if hits > IDENTIFYING_SHARE * len(sample):
-                raise PolicyRefusal(
-                    "identifying_attribute",
-                    f"{file}: attribute column {attr!r}: {hits} of {len(sample)} sampled values "
-                    f"parse as {kind}s; attributes leave in clear (use --id {kind}={attr} to "
-                    "tokenize it, or --allow-identifying-attr if this is really intended)")
 
 
 def tokenize_file(input_path: str | os.PathLike[str], output: str | os.PathLike[str], *,

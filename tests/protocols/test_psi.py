@@ -431,6 +431,17 @@ def test_file_steps_equal_the_reference_path(flow):
     assert r2.column("row_id").equals(r1.column("row_id"))
 
 
+def test_reblinding_is_rfc7748_x25519():
+    """The blinding primitive is RFC 7748's X25519: its section 6.1 Diffie-Hellman vector."""
+    alice = "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"
+    alice_public = "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"
+    bob = "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb"
+    bob_public = "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f"
+    shared = bytes.fromhex("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742")
+    assert _blinding.reblind_chunk(bytes.fromhex(alice), bytes.fromhex(bob_public)) == (shared, -1)
+    assert _blinding.reblind_chunk(bytes.fromhex(bob), bytes.fromhex(alice_public)) == (shared, -1)
+
+
 def test_one_usable_core_means_no_worker_processes(monkeypatch):
     monkeypatch.setattr(_blinding.os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert _blinding.worker_count(10**6, None) == 1

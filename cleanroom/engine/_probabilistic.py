@@ -16,6 +16,12 @@ above the threshold, plus every pair sharing an `external_id` token (a party's o
 resolution, from `cleanroom dedupe`: its duplicates always merge), link records into
 entities (connected components).
 
+The model's scored pairs (record keys and match probabilities, at or above 0.5) are cached
+next to the entity map, keyed by the token files and the settings but not the threshold: at
+another threshold the records are re-clustered from them without training again (the same
+entities as training afresh: the records table is built in key order, so training is
+repeatable).
+
 The entity map has the deterministic format (t, rn, entity_id, n_tables, rule), so overlap,
 analyst SQL and reports read it unchanged. `rule` credits an entity that spans tables to the
 first strong identifier or match key whose token its records share across tables, else to
@@ -31,6 +37,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -67,6 +74,11 @@ ALWAYS_LINK = ("external_id",)
 #: the links_by_rule entry of entities linked by the model without a shared strong token
 PROBABILISTIC_RULE = "probabilistic"
 _RECORDS = "_cr_prec"
+_SCORES_META = b"cleanroom_scores"
+#: the match-probability threshold when the collaboration names none
+DEFAULT_THRESHOLD = 0.9
+#: scored pairs at or above this probability are kept, so a higher threshold re-clusters them
+KEEP_PAIRS_ABOVE = 0.5
 
 
 @dataclass(frozen=True)
@@ -154,9 +166,12 @@ def _verify(collab: Collaboration, plan: ProbabilisticPlan) -> None:
                                f"(version {detail}): their forms never agree")
 
 
-def _cache_key(plan: ProbabilisticPlan, matching: Matching, cache_dir: Path) -> str:
+def _scores_key(plan: ProbabilisticPlan, matching: Matching, cache_dir: Path) -> str:
+    """The key of the model's scored pairs: everything the training and scoring read (the
+    token files' content, the fields, the cap, the lowest probability kept), not the
+    threshold, so another threshold re-clusters the same scores."""
     hashes = content_hashes([t.path for t in plan.tables], cache_dir)
-    spec = {"algorithm": ALGORITHM, "threshold": matching.threshold,
+    spec = {"algorithm": ALGORITHM, "floor": _floor(_threshold(matching)),
             "cap": matching.max_records_per_token,
             "fields": [[f.name, list(f.columns)] for f in plan.fields],
             "tables": [[t.name, list(t.columns), h] for t, h in
@@ -164,14 +179,42 @@ def _cache_key(plan: ProbabilisticPlan, matching: Matching, cache_dir: Path) -> 
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
+def _cache_key(scores_key: str, matching: Matching) -> str:
+    """The entity map's key: the scores' key and the threshold."""
+    spec = {"scores": scores_key, "threshold": _threshold(matching)}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def _threshold(matching: Matching) -> float:
+    return float(matching.threshold or DEFAULT_THRESHOLD)
+
+
+def _floor(threshold: float) -> float:
+    """The lowest match probability kept with the scores (the threshold if that is lower)."""
+    return min(KEEP_PAIRS_ABOVE, threshold)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A trained model's scored pairs by record key (left, right, match_probability), and
+    what the model learnt (weights, prior, timings: no token, no key)."""
+
+    pairs: pa.Table
+    model: dict[str, Any]
+
+
 def resolve_probabilistic_tables(
     con: duckdb.DuckDBPyConnection, plan: ProbabilisticPlan, matching: Matching,
     cache_dir: Path, *, use_cache: bool = True, memory_limit: str | None = None,
     threads: int | None = None,
 ) -> Resolution:
-    """Probabilistic resolution of the plan's tables; the entity map is cached as Parquet in
-    `cache_dir`, keyed by the token files' content and the matching settings."""
-    key = _cache_key(plan, matching, cache_dir)
+    """Probabilistic resolution of the plan's tables. The entity map is cached as Parquet in
+    `cache_dir`, keyed by the token files' content and the matching settings; so are the
+    model's scored pairs, keyed the same way but for the threshold: at another threshold the
+    records are re-clustered from them, without training again (`use_cache=False`: neither
+    cache is read)."""
+    skey = _scores_key(plan, matching, cache_dir)
+    key = _cache_key(skey, matching)
     target = cache_dir / f"resolution-{key[:24]}.parquet"
     if use_cache and target.exists():
         cached = _load(target, key)
@@ -181,34 +224,27 @@ def resolve_probabilistic_tables(
         raise ConfigError(f"entity resolution handles at most {MAX_TABLES} tables")
     t0 = time.perf_counter()
     ignored = _records(con, plan, matching.max_records_per_token)
-    threshold = float(matching.threshold or 0.9)
-    blocking = tuple(dict.fromkeys([(c,) for c in plan.strong] + list(DEFAULT_BLOCKING)))
-    options = ProbabilisticOptions(threshold=threshold, blocking=blocking,
-                                   memory_limit=memory_limit, threads=threads)
-    result = resolve_probabilistic(con, _RECORDS, key="record_key", source="source",
-                                   fields=plan.fields, options=options)
-    nodes = pc.cast(result.clusters.column("key"), pa.int64()).to_numpy()
-    prob = result.pairs.column("match_probability").to_numpy(zero_copy_only=False)
-    keep = prob >= threshold
-    left = [result.pairs.column("left_id").to_numpy(zero_copy_only=False)[keep]]
-    right = [result.pairs.column("right_id").to_numpy(zero_copy_only=False)[keep]]
-    order = np.argsort(nodes)
-    for col in ALWAYS_LINK:
-        if col in plan.columns:
-            a, b = _always_edges(con, col)
-            left.append(order[np.searchsorted(nodes[order], a)])
-            right.append(order[np.searchsorted(nodes[order], b)])
-    labels = connected_components(len(nodes), np.concatenate(left), np.concatenate(right))
+    threshold = _threshold(matching)
+    spath = cache_dir / f"scores-{skey[:24]}.parquet"
+    scores = _load_scores(spath, skey) if use_cache else None
+    from_cache = scores is not None
+    if scores is None:
+        scores = _score(con, plan, threshold, memory_limit=memory_limit, threads=threads)
+        _write_scores(scores, spath, skey)
+    nodes = np.sort(execute(con, f"SELECT record_key FROM {_RECORDS}").fetchnumpy()[
+        "record_key"].astype(np.int64))
+    labels = _link(con, plan, nodes, scores.pairs, threshold)
     res = _entity_map(con, plan, nodes, labels, key, target, ignored)
-    stats = dict(result.to_dict())
     matching_doc = {
         "method": "probabilistic", "threshold": threshold,
         "fields": [f.name for f in plan.fields],
         "compared": {f.name: list(f.columns) for f in plan.fields},
-        "weights": stats["weights"],
-        "probability_two_random_records_match": stats["probability_two_random_records_match"],
+        "weights": scores.model["weights"],
+        "probability_two_random_records_match":
+            scores.model["probability_two_random_records_match"],
         "always_link": [c for c in ALWAYS_LINK if c in plan.columns],
-        "timings": {**stats["timings"], "total": time.perf_counter() - t0},
+        "scores_from_cache": from_cache,
+        "timings": {**scores.model["timings"], "total": time.perf_counter() - t0},
     }
     res = Resolution(path=res.path, cache_key=key, tables=res.tables,
                      overlap_entities=res.overlap_entities, links_by_rule=res.links_by_rule,
@@ -218,10 +254,76 @@ def resolve_probabilistic_tables(
     return res
 
 
+def _score(con: duckdb.DuckDBPyConnection, plan: ProbabilisticPlan, threshold: float, *,
+           memory_limit: str | None, threads: int | None) -> Scores:
+    """Train the model on the records table and score its blocked pairs (by record key)."""
+    blocking = tuple(dict.fromkeys([(c,) for c in plan.strong] + list(DEFAULT_BLOCKING)))
+    options = ProbabilisticOptions(threshold=threshold, blocking=blocking,
+                                   keep_pairs_above=_floor(threshold),
+                                   memory_limit=memory_limit, threads=threads)
+    result = resolve_probabilistic(con, _RECORDS, key="record_key", source="source",
+                                   fields=plan.fields, options=options)
+    keys = pc.cast(result.clusters.column("key"), pa.int64()).to_numpy()
+    left = result.pairs.column("left_id").to_numpy(zero_copy_only=False)
+    right = result.pairs.column("right_id").to_numpy(zero_copy_only=False)
+    pairs = pa.table({"left": keys[left], "right": keys[right],
+                      "match_probability": result.pairs.column("match_probability")})
+    stats = result.to_dict()
+    model = {k: stats[k] for k in ("weights", "probability_two_random_records_match",
+                                   "timings")}
+    return Scores(pairs, model)
+
+
+def _link(con: duckdb.DuckDBPyConnection, plan: ProbabilisticPlan, nodes: np.ndarray,
+          pairs: pa.Table, threshold: float) -> np.ndarray:
+    """Component label (a position in the sorted `nodes`) of every record: the scored pairs
+    at or above the threshold and the pairs sharing an always-link token."""
+    prob = pairs.column("match_probability").to_numpy(zero_copy_only=False)
+    keep = prob >= threshold
+    ends = [(pairs.column("left").to_numpy(zero_copy_only=False)[keep],
+             pairs.column("right").to_numpy(zero_copy_only=False)[keep])]
+    ends += [_always_edges(con, col) for col in ALWAYS_LINK if col in plan.columns]
+    left = np.concatenate([np.asarray(a, np.int64) for a, _ in ends])
+    right = np.concatenate([np.asarray(b, np.int64) for _, b in ends])
+    return connected_components(len(nodes), np.searchsorted(nodes, left),
+                                np.searchsorted(nodes, right))
+
+
+def _load_scores(path: Path, key: str) -> Scores | None:
+    """Cached scores, or None if absent, unreadable or for another key."""
+    if not path.exists():
+        return None
+    try:
+        table = pq.read_table(path)
+        model = json.loads((table.schema.metadata or {})[_SCORES_META])
+        if model.pop("scores_key", None) != key:
+            return None
+        return Scores(table.replace_schema_metadata(None), model)
+    except (OSError, KeyError, ValueError, TypeError, pa.ArrowInvalid):
+        return None
+
+
+def _write_scores(scores: Scores, path: Path, key: str) -> None:
+    """Write the scored pairs (record keys and probabilities only) atomically, mode 0600;
+    drop older scores."""
+    meta = json.dumps({"scores_key": key, **scores.model})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic_path(path, 0o600) as tmp:
+            pq.write_table(scores.pairs.replace_schema_metadata({_SCORES_META: meta}), tmp,
+                           compression="zstd")
+    except OSError as exc:
+        raise InputError(f"cannot write the model's scores ({exc.strerror})",
+                         file=os.fspath(path)) from None
+    for old in path.parent.glob("scores-*.parquet"):
+        if old != path:
+            old.unlink(missing_ok=True)
+
+
 def _records(con: duckdb.DuckDBPyConnection, plan: ProbabilisticPlan,
              cap: int) -> dict[str, dict[str, int]]:
-    """The records table: key, source, one 64-bit hash per token column (null where the
-    table lacks it); tokens of strong columns held by more than `cap` rows of one table
+    """The records table in key order (the model's training depends on the order): key,
+    source, one 64-bit hash per token column (null where the table lacks it); tokens of strong columns held by more than `cap` rows of one table
     nulled everywhere. Returns the ignored tokens and records per strong column."""
     cols = plan.columns
     parts, params = [], []
@@ -234,7 +336,7 @@ def _records(con: duckdb.DuckDBPyConnection, plan: ProbabilisticPlan,
     names = ", ".join(["record_key", "source", *(quote_ident(c, cols) for c in cols)])
     execute(con, f"DROP TABLE IF EXISTS {_RECORDS}")
     execute(con, Sql(f"CREATE TEMP TABLE {_RECORDS} ({names}) AS "
-                     + " UNION ALL ".join(parts), tuple(params)))
+                     + " UNION ALL ".join(parts) + " ORDER BY 1", tuple(params)))
     ignored = {}
     for c in plan.strong:
         q = quote_ident(c, cols)

@@ -191,6 +191,8 @@ def resolve_probabilistic(con: duckdb.DuckDBPyConnection, table: str, *,
     `table` is a table or view on `con` with columns `key`, `source` and token columns (binary
     or strings); `fields` defaults to every other column, grouped by `fields_from_columns`.
     Splink's working tables live in a private DuckDB connection and are dropped with it.
+    The same records in the same order train the same model (u is estimated on a seeded
+    sample of record positions).
     """
     opts = options or ProbabilisticOptions()
     columns = [r[0] for r in con.execute(

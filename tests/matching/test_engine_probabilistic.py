@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from conftest import write_collaboration
 
@@ -139,6 +140,36 @@ def test_the_entity_map_is_cached_and_reused(probabilistic):
     with open_collaboration(collab) as room:
         again = room.resolution()
     assert again.from_cache and again.to_dict() == first.to_dict()
+
+
+def _partition(collab: Path, *, refresh: bool = False) -> tuple[set[frozenset], bool]:
+    """The entities (as sets of (table, row) records) and whether the scores were cached."""
+    with open_collaboration(collab) as room:
+        res = room.resolution(refresh=refresh)
+        members: dict[int, set] = {}
+        for t in IDS:
+            m = pq.read_table(res.path, filters=[("t", "=", room.table_index(t))])
+            for rn, e in zip(m.column("rn").to_pylist(), m.column("entity_id").to_pylist(),
+                             strict=True):
+                members.setdefault(e, set()).add((t, rn))
+        return {frozenset(v) for v in members.values()}, res.matching["scores_from_cache"]
+
+
+def test_another_threshold_reclusters_the_cached_scores(demo, tmp_path):
+    """A new threshold re-clusters the model's cached scores: the same entities as training
+    and scoring again from scratch at that threshold (the reference path)."""
+    root, _ = demo
+    for p in IDS:
+        shutil.copy(root / "fuzzy" / f"{p}.tokens.parquet", tmp_path)
+    first, cached = _partition(_collab(tmp_path, {"method": "probabilistic", "threshold": 0.9}))
+    assert not cached
+    for t in (0.6, 0.99, 0.9):
+        collab = _collab(tmp_path, {"method": "probabilistic", "threshold": t})
+        again, cached = _partition(collab)
+        assert cached
+        fresh, cached = _partition(collab, refresh=True)
+        assert not cached and again == fresh
+        assert (again == first) == (t == 0.9)
 
 
 @pytest.fixture(scope="module")

@@ -323,8 +323,9 @@ def _write_scores(scores: Scores, path: Path, key: str) -> None:
 def _records(con: duckdb.DuckDBPyConnection, plan: ProbabilisticPlan,
              cap: int) -> dict[str, dict[str, int]]:
     """The records table in key order (the model's training depends on the order): key,
-    source, one 64-bit hash per token column (null where the table lacks it); tokens of strong columns held by more than `cap` rows of one table
-    nulled everywhere. Returns the ignored tokens and records per strong column."""
+    source, one 64-bit hash per token column (null where the table lacks it); tokens of
+    strong columns held by more than `cap` rows of one table nulled everywhere. Returns the
+    ignored tokens and records per strong column."""
     cols = plan.columns
     parts, params = [], []
     for i, t in enumerate(plan.tables):

@@ -93,11 +93,13 @@ def analyses(n: int, runs: int, memory: str, threads: int, work: Path) -> None:
         print(f"stable person ids, once per resolution (keys, registry, maps): {build:.2f} s")
         results: dict[str, Any] = {}
         times: dict[str, list[float]] = {name: [] for name in rooms}
+        cpu: dict[str, list[float]] = {name: [] for name in rooms}
         for _ in range(runs):  # interleaved, so load drifts hit every mode alike
             for name, room in rooms.items():
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 results[name] = room.overlap("airline", by=BY, metrics=METRICS)
                 times[name].append(time.perf_counter() - t0)
+                cpu[name].append(time.process_time() - c0)
     finally:
         for room in rooms.values():
             room.close()
@@ -110,11 +112,13 @@ def analyses(n: int, runs: int, memory: str, threads: int, work: Path) -> None:
     print(f"segments answered: {len(plain.segments)} (threshold), {len(same.segments)} "
           f"(with checks), {len(noisy.segments)} (differential)")
     base = statistics.median(times["threshold, no difference checks"])
+    base_cpu = statistics.median(cpu["threshold, no difference checks"])
     for name, xs in times.items():
-        m = statistics.median(xs)
+        m, c = statistics.median(xs), statistics.median(cpu[name])
         runs_text = ", ".join(f"{x:.2f}" for x in xs)
-        over = "" if name.startswith("threshold, no") else f"  {100 * (m / base - 1):+.0f}%"
-        print(f"  {name:34s} median {m:6.2f} s{over}   (runs: {runs_text})")
+        over = "" if name.startswith("threshold, no") else \
+            f"  {100 * (m / base - 1):+.0f}% (CPU {100 * (c / base_cpu - 1):+.0f}%)"
+        print(f"  {name:34s} median {m:6.2f} s, CPU {c:6.2f} s{over}   (runs: {runs_text})")
 
 
 def _random_rows(rng: np.random.Generator, count: int, universe: int) -> list[Any]:

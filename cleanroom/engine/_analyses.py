@@ -30,7 +30,7 @@ from protocols import PolicyRefusal
 from ._audit import AuditLog
 from ._members import require_member
 from ._people import PeopleIndex
-from ._privacy import RoomPrivacy
+from ._privacy import RoomPrivacy, cut_rows_sql
 from ._resolve import Resolution
 from ._sql import Sql, execute, fetch_arrow, quote_ident
 
@@ -57,6 +57,10 @@ class Room(Protocol):
 
     def rows_sql(self, name: str, columns: Sequence[str], *, overlap_only: bool,
                  record_id: str | None = None) -> Sql: ...
+
+    def entity_rows_sql(self, name: str, columns: Sequence[str], *, overlap_only: bool,
+                        record_id: str | None = None,
+                        token_columns: Sequence[str] = ()) -> Sql: ...
 
     def people_index(self) -> PeopleIndex: ...
 
@@ -264,6 +268,15 @@ def overlap(
     return result
 
 
+def _rows_sql(room: Room, name: str, columns: Sequence[str]) -> Sql:
+    """A table's overlapping rows as the analyses read them; in differential mode cut to
+    each person's contribution limit from the cut cached per resolution (the same rows as
+    `room.rows_sql`, without a window on every read)."""
+    if room.privacy.differential:
+        return cut_rows_sql(room, name, columns, overlap_only=True)
+    return room.rows_sql(name, columns, overlap_only=True)
+
+
 def _general_sql(room: Room, dims: Sequence[Dimension], mets: Sequence[Metric],
                  params: list[Any], people: bool = False) -> str:
     """Segments in general: distinct (entity, dimension values) from the dimension tables
@@ -280,7 +293,7 @@ def _general_sql(room: Room, dims: Sequence[Dimension], mets: Sequence[Metric],
         if t in dim_tables:
             cols = list(dict.fromkeys([d.column for d in dims if d.table == t]
                                       + [m.column for m in mets if m.table == t]))
-            sql = room.rows_sql(t, cols, overlap_only=True)
+            sql = _rows_sql(room, t, cols)
             params.extend(sql.params)
             renamed = ", ".join(["entity_id"] + [f"{quote_ident(c, cols)} AS c{i}"
                                                  for i, c in enumerate(cols)])
@@ -292,7 +305,7 @@ def _general_sql(room: Room, dims: Sequence[Dimension], mets: Sequence[Metric],
             renamed = ", ".join(["entity_id"] + [f"c{shared[t].index(c)} AS {alias}{i}"
                                                  for i, c in enumerate(cols)])
             return f"(SELECT {renamed} FROM r{list(shared).index(t)})"
-        sql = room.rows_sql(t, cols, overlap_only=True)
+        sql = _rows_sql(room, t, cols)
         params.extend(sql.params)
         renamed = ", ".join(["entity_id"] + [f"{quote_ident(c, cols)} AS {alias}{i}"
                                              for i, c in enumerate(cols)])
@@ -347,7 +360,7 @@ def _one_table_sql(room: Room, dims: Sequence[Dimension], mets: Sequence[Metric]
     so the general query's join gives each row once, in its own segment."""
     t = (dims[0] if dims else mets[0]).table
     cols = list(dict.fromkeys([d.column for d in dims] + [m.column for m in mets]))
-    sql = room.rows_sql(t, cols, overlap_only=True)
+    sql = _rows_sql(room, t, cols)
     params.extend(sql.params)
     renamed = ", ".join(["entity_id"] + [f"{quote_ident(c, cols)} AS y{i}"
                                          for i, c in enumerate(cols)])

@@ -48,7 +48,7 @@ STATE_DIR = ".cleanroom-privacy"
 KEY_VERSION = "cleanroom-person-key/v1"
 _SECRET = "secret"
 _SECRET_BYTES = 32
-_KEEP_OLD_SECONDS = 3600
+KEEP_OLD_SECONDS = 3600
 
 
 class _Room(Protocol):
@@ -213,7 +213,7 @@ def people_index(room: _Room) -> PeopleIndex:
                 write_durably(folder / "done", b"")
                 for old in state.glob("r*-*"):  # an hour's grace for answers still reading
                     if old != folder and old.is_dir() and \
-                            time.time() - old.stat().st_mtime > _KEEP_OLD_SECONDS:
+                            time.time() - old.stat().st_mtime > KEEP_OLD_SECONDS:
                         _remove(old)
     _INDEXES[room] = index
     return index

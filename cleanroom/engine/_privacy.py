@@ -3,6 +3,7 @@
 
     secret           the engine's own 32 random bytes (person keys, contribution sampling)
     people/          the per-table registries of stable person ids (see `_people`)
+    cuts/            per resolution, the records the contribution cut drops (derived)
     differences/     one difference-check memory per table, one lock over all
     budget/          the ε ledger (differential mode)
 
@@ -14,16 +15,22 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import time
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
+
+import pyarrow.parquet as pq
 
 from cleanroom.config import Collaboration, Policy, Roster
-from cleanroom.privacy import BudgetLedger, Charge, DifferenceGuard, PrivacySettings
-from protocols import CleanroomBug
+from cleanroom.privacy import BudgetLedger, Charge, DifferenceGuard, PrivacySettings, file_lock
+from protocols import CleanroomBug, atomic_path, fsync_path
 
-from ._people import engine_secret, state_folder
-from ._sql import Sql, quote_ident
+from ._people import KEEP_OLD_SECONDS, engine_secret, state_folder
+from ._resolve import Resolution
+from ._sql import Sql, execute, quote_ident
 
 
 class RoomPrivacy:
@@ -38,6 +45,8 @@ class RoomPrivacy:
         self.difference_checks = difference_checks and not self.settings.differential
         self._guard: DifferenceGuard | None = None
         self._ledger: BudgetLedger | None = None
+        # the contribution cut's dropped records by (resolution, table, limit); see `cut_rows_sql`
+        self.cuts: dict[tuple[str, int, int], Path | None] = {}
 
     @property
     def differential(self) -> bool:
@@ -106,13 +115,10 @@ def budget_report(collaboration: str | os.PathLike[str] | Collaboration | Roster
     return RoomPrivacy(Roster.from_path(collaboration)).budget()
 
 
-def bounded_rows_sql(rows: Sql, *, columns: Sequence[str], record_id: str | None, limit: int,
-                     clamp: Mapping[str, tuple[float, float]], salt: bytes) -> Sql:
-    """Differential mode: at most `limit` records per person, chosen deterministically but
-    unpredictably (by a hash of the record with the engine's secret), and the columns in
-    `clamp` clamped to their public bounds — before anything is aggregated.
-
-    `rows` is an `entity_rows_sql` with the record id selected as `_cr_rid`."""
+def _bounded_select(columns: Sequence[str], record_id: str | None,
+                    clamp: Mapping[str, tuple[float, float]]) -> tuple[str, list[float]]:
+    """The select list of a cut table: entity_id, the columns (those in `clamp` clamped to
+    their public bounds) and the record id; with the bounds as parameters."""
     picks, bound = [], []
     for c in columns:
         q = quote_ident(c, columns)
@@ -123,10 +129,107 @@ def bounded_rows_sql(rows: Sql, *, columns: Sequence[str], record_id: str | None
             picks.append(f"b.{q}")
     if record_id is not None:
         picks.append(f"b._cr_rid AS {quote_ident(record_id)}")
-    select = ", ".join(["b.entity_id", *picks])
+    return ", ".join(["b.entity_id", *picks]), bound
+
+
+def bounded_rows_sql(rows: Sql, *, columns: Sequence[str], record_id: str | None, limit: int,
+                     clamp: Mapping[str, tuple[float, float]], salt: bytes) -> Sql:
+    """Differential mode: at most `limit` records per person, chosen deterministically but
+    unpredictably (by a hash of the record with the engine's secret), and the columns in
+    `clamp` clamped to their public bounds — before anything is aggregated.
+
+    `rows` is an `entity_rows_sql` with the record id selected as `_cr_rid`. This is the
+    reference form (a window over every read); `cut_rows_sql` gives the same rows from the
+    cut cached per resolution."""
+    select, bound = _bounded_select(columns, record_id, clamp)
     return Sql(f"SELECT {select} FROM ({rows.text}) b QUALIFY row_number() OVER (PARTITION BY "
                "b.entity_id ORDER BY hash(CAST(? AS BLOB), b._cr_rid), b._cr_rid) <= ?",
                (*bound, *rows.params, salt, int(limit)))
+
+
+class _CutRoom(Protocol):
+    collaboration: Collaboration
+
+    @property
+    def privacy(self) -> RoomPrivacy: ...
+
+    @property
+    def connection(self) -> Any: ...
+
+    def resolution(self, *, refresh: bool = False) -> Resolution: ...
+
+    def entity_rows_sql(self, name: str, columns: Sequence[str], *, overlap_only: bool,
+                        record_id: str | None = None,
+                        token_columns: Sequence[str] = ()) -> Sql: ...
+
+
+def cut_rows_sql(room: _CutRoom, name: str, columns: Sequence[str], *, overlap_only: bool,
+                 record_id: str | None = None) -> Sql:
+    """The rows `bounded_rows_sql` gives, without a window on every read: the records the
+    cut drops are listed once per resolution (`dropped_records`) and left out by an anti
+    join — or, when the cut drops none (no one has more records than the limit), not at
+    all. Columns in the policy's bounds are clamped as there."""
+    p = room.collaboration.tables[name].policy
+    rows = room.entity_rows_sql(name, columns, overlap_only=overlap_only, record_id="_cr_rid")
+    select, bound = _bounded_select(columns, record_id, clamps(p, columns))
+    dropped = dropped_records(room, name)
+    if dropped is None:
+        return Sql(f"SELECT {select} FROM ({rows.text}) b", (*bound, *rows.params))
+    return Sql(f"SELECT {select} FROM ({rows.text}) b ANTI JOIN (SELECT rn FROM "
+               "read_parquet(?)) d ON d.rn = b._cr_rid",
+               (*bound, *rows.params, os.fspath(dropped)))
+
+
+CUT_VERSION = "c1"
+
+
+def dropped_records(room: _CutRoom, name: str) -> Path | None:
+    """The Parquet list (`rn`, sorted) of the records of table `name` that the contribution
+    cut drops in the current resolution, or None when it drops none: made once per
+    resolution, limit and secret, kept in the privacy state folder (mode 0600).
+
+    A person's records in a table are those of one entity; the cut keeps the `limit` with
+    the smallest keyed hash of their row number (ties by row number), exactly as
+    `bounded_rows_sql` ranks them. Records the resolution did not map are their own entity,
+    alone, so never dropped."""
+    res = room.resolution()
+    limit = room.privacy.contribution_limit(name)
+    i = list(room.collaboration.tables).index(name)
+    key = (res.cache_key, i, limit)
+    if key in room.privacy.cuts:
+        return room.privacy.cuts[key]
+    state = room.privacy.folder / "cuts"
+    folder = state / f"{CUT_VERSION}-{res.cache_key[:24]}"
+    path = folder / f"t{i}-l{limit}.parquet"
+    if not path.exists():
+        with file_lock(state / "lock", exclusive=True):
+            if not path.exists():
+                _write_cut(room.connection, res, i, limit, room.privacy.salt(), path)
+                for old in state.glob(f"{CUT_VERSION}-*"):  # an hour's grace, as people ids
+                    if old != folder and old.is_dir() and \
+                            time.time() - old.stat().st_mtime > KEEP_OLD_SECONDS:
+                        shutil.rmtree(old, ignore_errors=True)
+    got = path if pq.ParquetFile(path).metadata.num_rows else None
+    room.privacy.cuts[key] = got
+    return got
+
+
+def _write_cut(con: Any, res: Resolution, table: int, limit: int, salt: bytes,
+               path: Path) -> None:
+    """Rank each multi-record person's records of one table and write those past `limit`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    src = Sql("SELECT entity_id, CAST(rn AS BIGINT) AS rn FROM read_parquet(?) WHERE t = ?",
+              (os.fspath(res.path), table))
+    query = Sql(
+        f"WITH m AS ({src.text}), many AS (SELECT entity_id FROM m GROUP BY entity_id "
+        "HAVING count(*) > ?) SELECT rn FROM m SEMI JOIN many USING (entity_id) "
+        "QUALIFY row_number() OVER (PARTITION BY entity_id ORDER BY hash(CAST(? AS BLOB), rn), "
+        "rn) > ? ORDER BY rn", (*src.params, int(limit), salt, int(limit)))
+    with atomic_path(path, 0o600) as tmp:
+        execute(con, Sql(f"COPY ({query.text}) TO ? (FORMAT parquet, COMPRESSION zstd)",
+                         (*query.params, os.fspath(tmp))))
+        fsync_path(tmp)
+    fsync_path(path.parent)
 
 
 DEFAULT_CONTRIBUTION_LIMIT = 1

@@ -10,9 +10,12 @@ rows of its own result accepted before it; suppressed rows are not remembered (t
 answered). What this does not stop: reconstruction from three or more overlapping answers.
 
 Speed: a row is compared exactly only with remembered rows whose cardinality is within
-minimum−1 of its own (|A Δ B| ≥ ||A| − |B||); when that still leaves many, their 64-bucket
-sketches bound |A Δ B| from below in one vectorized step; identical sets are recognised by
-digest.
+minimum−1 of its own (|A Δ B| ≥ ||A| − |B||); when that still leaves many, two lower bounds
+of |A Δ B| computed for all of them in one vectorized step leave out most: the L1 distance of
+64-bucket counts (good for large sets) and the popcount of the XOR of 4096-bit signatures
+(good for small sets). Identical sets are recognised by digest. The memory is read from its
+files as columns (no work per row) and a remembered set is decoded only for an exact
+comparison.
 """
 
 from __future__ import annotations
@@ -28,9 +31,18 @@ from pyroaring import AbstractBitMap64, BitMap64
 
 from . import _people_store as store
 from ._files import locked
-from ._people import SKETCH_BUCKETS, PeopleSet, canonical, digest_of, sketch
+from ._people import (
+    SIGNATURE_WORDS,
+    SKETCH_BUCKETS,
+    PeopleSet,
+    canonical,
+    digest_of,
+    has_signature,
+    signature,
+    sketch,
+)
 
-_SKETCH_AFTER = 8  # candidates after the cardinality filter before sketches are consulted
+_BOUNDS_AFTER = 8  # candidates after the cardinality filter before the lower bounds are used
 
 
 @dataclass(frozen=True)
@@ -47,7 +59,8 @@ class DifferenceVerdict:
 
 
 class _Probe:
-    """A row being checked; its canonical copy, digest and sketch are computed only if needed."""
+    """A row being checked; its canonical copy, digest, sketch and signature are computed
+    only if needed."""
 
     def __init__(self, people: PeopleSet) -> None:
         self.people = people
@@ -55,6 +68,7 @@ class _Probe:
         self._canonical: BitMap64 | None = None
         self._digest: bytes | None = None
         self._sketch: np.ndarray | None = None
+        self._signature: np.ndarray | None = None
 
     @property
     def digest(self) -> bytes:
@@ -71,6 +85,13 @@ class _Probe:
         return self._sketch
 
     @property
+    def signature(self) -> np.ndarray:
+        """Signature bits for the XOR lower bound (all zero for large sets)."""
+        if self._signature is None:
+            self._signature = signature(self.people)
+        return self._signature
+
+    @property
     def stored_people(self) -> BitMap64:
         """The compact copy that is remembered."""
         if self._canonical is None:
@@ -79,45 +100,80 @@ class _Probe:
 
     def stored(self) -> store.StoredRow:
         """The row as it is written to the memory."""
-        return store.StoredRow(
-            self.cardinality, self.digest, self.sketch, people=self.stored_people
-        )
+        return store.StoredRow(self.cardinality, self.digest, self.sketch, self.signature,
+                               self.stored_people)
 
 
 class _Index:
-    """Remembered rows with their cardinalities and sketches in growable numpy buffers."""
+    """Remembered rows: cardinalities, sketches and signatures in growable numpy buffers, the
+    sets in their blocks (decoded on first exact comparison)."""
 
     def __init__(self) -> None:
-        self.rows: list[store.StoredRow] = []
+        self.blocks: list[store.Block] = []
         self.digests: set[bytes] = set()
+        self.n = 0
+        self._digest_at: list[bytes] = []
         self._cards = np.zeros(16, dtype=np.int64)
         self._sketches = np.zeros((16, SKETCH_BUCKETS), dtype=np.int64)
+        self._signatures = np.zeros((16, SIGNATURE_WORDS), dtype=np.uint64)
+        self._where = np.zeros((16, 2), dtype=np.int64)  # (block, row in block)
+        self._decoded: dict[int, BitMap64] = {}
+
+    def extend(self, block: store.Block) -> None:
+        """Append a block's rows, but those whose digest is already present."""
+        keep = []
+        for i, d in enumerate(block.digests):
+            if d not in self.digests:
+                self.digests.add(d)
+                keep.append(i)
+        if not keep:
+            return
+        block = block.take(keep)
+        n, k = self.n, len(block)
+        if n + k > len(self._cards):
+            size = max(2 * len(self._cards), n + k)
+            self._cards = np.resize(self._cards, size)
+            self._sketches = np.resize(self._sketches, (size, SKETCH_BUCKETS))
+            self._signatures = np.resize(self._signatures, (size, SIGNATURE_WORDS))
+            self._where = np.resize(self._where, (size, 2))
+        self._cards[n:n + k] = block.cardinalities
+        self._sketches[n:n + k] = block.sketches
+        self._signatures[n:n + k] = block.signatures
+        self._where[n:n + k, 0] = len(self.blocks)
+        self._where[n:n + k, 1] = np.arange(k)
+        self._digest_at.extend(block.digests)
+        self.blocks.append(block)
+        self.n = n + k
 
     def add(self, row: store.StoredRow) -> None:
-        """Append a row (callers skip rows whose digest is already present)."""
-        n = len(self.rows)
-        if n == len(self._cards):
-            self._cards = np.resize(self._cards, 2 * n)
-            self._sketches = np.resize(self._sketches, (2 * n, SKETCH_BUCKETS))
-        self._cards[n] = row.cardinality
-        self._sketches[n] = row.sketch
-        self.rows.append(row)
-        self.digests.add(row.digest)
+        """Append one row made in memory (skipped if its digest is present)."""
+        self.extend(store.block_of([row]))
+
+    def people(self, i: int) -> BitMap64:
+        """Row i's set (decoded from its file once)."""
+        got = self._decoded.get(i)
+        if got is None:
+            b, j = self._where[i].tolist()
+            got = self._decoded[i] = self.blocks[b].people(j)
+        return got
 
     def conflicts(self, probe: _Probe, minimum: int) -> bool:
         """True if some row's people differ from the probe's by 1..minimum−1."""
-        n = len(self.rows)
+        n = self.n
         if n == 0 or minimum <= 1:
             return False
         near = np.flatnonzero(np.abs(self._cards[:n] - probe.cardinality) < minimum)
-        if near.size > _SKETCH_AFTER:
-            lower_bounds = np.abs(self._sketches[near] - probe.sketch).sum(axis=1)
-            near = near[lower_bounds < minimum]
+        if near.size > _BOUNDS_AFTER:
+            lower = np.abs(self._sketches[near] - probe.sketch).sum(axis=1)
+            if has_signature(probe.cardinality):
+                bits = np.bitwise_count(self._signatures[near] ^ probe.signature).sum(axis=1)
+                both = has_signature(self._cards[near])
+                lower = np.maximum(lower, np.where(both, bits, 0))
+            near = near[lower < minimum]
         for i in near.tolist():
-            row = self.rows[i]
-            if row.cardinality == probe.cardinality and row.digest == probe.digest:
+            if self._cards[i] == probe.cardinality and self._digest_at[i] == probe.digest:
                 continue  # the same people: asking again reveals nothing
-            differ = probe.people.symmetric_difference_cardinality(row.people)
+            differ = probe.people.symmetric_difference_cardinality(self.people(i))
             if 0 < differ < minimum:
                 return True
         return False
@@ -167,7 +223,7 @@ class DifferenceMemory:
 
     def __len__(self) -> int:
         """How many distinct people sets are remembered (as of the last check)."""
-        return len(self._index.rows)
+        return self._index.n
 
     def _screen(
         self, rows: Sequence[PeopleSet], minimum: int
@@ -212,12 +268,11 @@ class DifferenceMemory:
         listing = store.list_folder(self.folder)
         seq = listing.last + 1
         store.write_segment(self.folder, seq, fresh)
-        for row in fresh:
-            self._index.add(row)
+        self._index.extend(store.block_of(fresh))
         self._seq = seq
         if len(listing.segments) + 1 > store.COMPACT_AFTER:
             merged = store.Listing(listing.base, (*listing.segments, seq))
-            store.compact(self.folder, merged, self._index.rows)
+            store.compact(self.folder, merged, self._index.blocks)
 
     def _refresh(self) -> None:
         """Load what other processes (or instances) remembered since this one last looked."""
@@ -226,7 +281,6 @@ class DifferenceMemory:
             self._index, self._seq = _Index(), 0  # merged past us, or reset: read it all
         if listing.last == self._seq:
             return
-        for row in store.read_rows(self.folder, listing, self._seq):
-            if row.digest not in self._index.digests:
-                self._index.add(row)
+        for block in store.read_blocks(self.folder, listing, self._seq):
+            self._index.extend(block)
         self._seq = listing.last

@@ -280,3 +280,94 @@ def test_one_instance_shared_by_threads(tmp_path):
     fresh = DifferenceMemory(tmp_path)
     fresh.check([], MIN)
     assert len(fresh) == 41
+
+
+def brute_force(remembered: list[BitMap64], rows: list[BitMap64], minimum: int) -> list[int]:
+    """The rule itself, row by row against every set: which rows are withheld."""
+    seen, withheld = list(remembered), []
+    for i, row in enumerate(rows):
+        if any(0 < row.symmetric_difference_cardinality(s) < minimum for s in seen):
+            withheld.append(i)
+        else:
+            seen.append(row)
+    return withheld
+
+
+def near_copies(rng: np.random.Generator, base: BitMap64, minimum: int) -> list[BitMap64]:
+    """Sets differing from `base` by 0, 1, minimum−1, minimum and minimum+1 people, by adding,
+    removing or swapping."""
+    ids = np.frombuffer(base.to_array(), dtype=np.uint64)
+    out = []
+    for k in (0, 1, minimum - 1, minimum, minimum + 1):
+        extra = people_set(rng.choice(2**40, k, replace=False).astype(np.uint64) + 2**41)
+        out.append(base | extra)
+        if k <= len(ids):
+            gone = people_set(rng.choice(ids, k, replace=False))
+            out.append(base - gone)
+            half = people_set(rng.choice(ids, k // 2, replace=False))
+            out.append((base - half) | people_set(np.frombuffer(
+                extra.to_array(), dtype=np.uint64)[: k - k // 2]))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_indexed_check_agrees_with_brute_force(tmp_path, seed):
+    """Random sets of every size the bounds treat differently (tiny, around the signature
+    limit, large), each with near copies at the edges of the rule: the memory withholds
+    exactly what comparing with every set withholds, read back from disk or not."""
+    rng = np.random.default_rng(seed)
+    minimum = int(rng.choice([2, 25, 50, 100]))
+    sizes = [1, 5, 60, 300, 4000, 8150, 8192, 8193, 8260, 20_000]
+    bases = [people_set(rng.choice(10**6, s, replace=False)) for s in sizes]
+    rows = [r for b in bases for r in near_copies(rng, b, minimum)]
+    rng.shuffle(rows)
+    first, second = rows[: len(rows) // 2], rows[len(rows) // 2:]
+    memory = DifferenceMemory(tmp_path)
+    got1 = list(memory.check_and_remember(first, minimum).suppressed)
+    assert got1 == brute_force([], first, minimum)
+    kept = [r for i, r in enumerate(first) if i not in set(got1)]
+    want = brute_force(kept, second, minimum)
+    assert list(memory.check(second, minimum).suppressed) == want
+    assert list(DifferenceMemory(tmp_path).check(second, minimum).suppressed) == want
+    assert want  # the edges were exercised: some rows were withheld
+
+
+def _v1_file(rows: list[BitMap64]) -> bytes:
+    """A memory segment in the first on-disk format."""
+    import struct
+
+    from cleanroom.privacy._people import canonical, digest
+
+    out = [b"CRPSET1\n"]
+    for people in rows:
+        data = canonical(people).serialize()
+        out.append(struct.pack("<Q16s64II", len(people), digest(canonical(people)),
+                               *sketch(people).tolist(), len(data)))
+        out.append(data)
+    return b"".join(out)
+
+
+def test_memory_of_the_first_format_is_read_and_merged(tmp_path):
+    (tmp_path / store.file_name("rows", 1)).write_bytes(_v1_file([BASIC, PLATINUM | BASIC]))
+    memory = DifferenceMemory(tmp_path)
+    assert memory.check([BASIC | PLATINUM_PER, BASIC], MIN).suppressed == (0,)
+    for i in range(store.COMPACT_AFTER):
+        assert answered(memory, people_set(range(10**5 + i * 1000, 10**5 + i * 1000 + 60))) \
+            == [True]
+    (base,) = tmp_path.glob("base-*.bin")
+    assert base.read_bytes().startswith(store.MAGIC)
+    again = DifferenceMemory(tmp_path)
+    assert again.check([BASIC | PLATINUM_PER, BASIC], MIN).suppressed == (0,)
+    assert len(again) == store.COMPACT_AFTER + 2
+
+
+@given(
+    st.sets(st.integers(0, 2**64 - 1), max_size=300),
+    st.sets(st.integers(0, 2**64 - 1), max_size=300),
+)
+def test_signature_distance_never_exceeds_the_symmetric_difference(a, b):
+    from cleanroom.privacy._people import signature
+
+    left, right = BitMap64(a), BitMap64(b)
+    bound = int(np.bitwise_count(signature(left) ^ signature(right)).sum())
+    assert bound <= left.symmetric_difference_cardinality(right)

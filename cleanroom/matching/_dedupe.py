@@ -76,8 +76,7 @@ class DedupeOptions:
     u_max_pairs: float = 5e6
     seed: int = 7
     keep_pairs_above: float = 0.5
-    em_max_records: int = 500_000  # above this many records, EM trains on a sample of pairs
-    em_max_pairs: float = 2e6
+    train_max_records: int = 500_000  # above this many records, train on a sample of them
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:

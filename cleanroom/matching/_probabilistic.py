@@ -10,9 +10,19 @@ are opaque, so every comparison is token equality:
 
 Training is unsupervised: u by random sampling, the prior by deterministic rules with an
 assumed recall, m by expectation maximisation in two or more sessions, each blocked on fields
-the others estimate. Predictions come from blocking rules on pairs of token columns; the
-pairs scoring at least `threshold` link records into clusters (connected components), within
-and across sources at once (`link_and_dedupe`).
+the others estimate; above `train_max_records` records, on a seeded uniform sample of them
+(see `_splink.training_sample`). Predictions come from blocking rules on pairs of token
+columns, every record against every other (all sources in one table, so within and across
+sources at once); the pairs scoring at least `threshold` link records into clusters
+(connected components).
+
+Blocked pairs stay in proportion to the records: a blocking key (the values of a rule of two
+or more columns) shared by more than `max_block_size` records blocks none of them. Such a key
+is common (a frequent name, a frequent first name born in one month) and, as the records
+grow, would pair each of its records with ever more strangers that agree on nothing else;
+pairs that agree on something else still meet through the other rules. Without the cap, the
+pairs of the name rule grow with the square of the records (1M x 1M demo parties: 12.4M pairs
+from first + last name alone; 1.9M with the cap of 10).
 
 Tokens are compacted to 64-bit integers before Splink sees them (DuckDB `hash()` of the token,
 null kept null): equality on integers joins faster than on 32-byte blobs, and two distinct
@@ -30,6 +40,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from protocols import FORM_SEPARATOR, ConfigError
 
@@ -42,7 +53,8 @@ from ._splink import (
 
 #: single tokens that identify a person alone: blocked on by themselves
 STRONG_IDENTIFIERS = ("email", "phone", "external_id", "maid")
-#: default prediction blocking rules, kept when all their columns are present
+#: default prediction blocking rules, kept when all their columns are present (each key of a
+#: rule of two or more columns capped at `ProbabilisticOptions.max_block_size` records)
 DEFAULT_BLOCKING: tuple[tuple[str, ...], ...] = (
     ("email",), ("phone",), ("external_id",), ("maid",),
     ("first_name", "last_name"),
@@ -53,7 +65,7 @@ DEFAULT_BLOCKING: tuple[tuple[str, ...], ...] = (
     ("first_name", "postal_code"),
     ("first_name__nickname", "last_name__phonetic", "dob__year"),
     ("last_name__soundex", "dob__swap"),
-    ("first_name__phonetic", "dob__year_month"),
+    ("first_name__phonetic", "last_name__phonetic", "dob__year_month"),
     ("first_name__initial", "last_name__phonetic", "postal_code__prefix"),
     ("street", "postal_code"),
     ("street__number_phonetic", "city__phonetic"),
@@ -106,10 +118,10 @@ class ProbabilisticOptions:
     u_max_pairs: float = 5e6
     seed: int = 7
     keep_pairs_above: float = 0.5
-    em_max_records: int = 500_000  # above this many records, EM trains on a sample of pairs
-    em_max_pairs: float = 2e6
+    train_max_records: int = 500_000  # above this many records, train on a sample of them
     memory_limit: str | None = None
     threads: int | None = None
+    max_block_size: int | None = 10  # blocking keys shared by more records block none of them
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -119,6 +131,9 @@ class ProbabilisticOptions:
         if not 0.0 < self.keep_pairs_above <= self.threshold:
             raise ConfigError("keep_pairs_above must be in (0, threshold]",
                               key="keep_pairs_above")
+        if self.max_block_size is not None and self.max_block_size < 2:
+            raise ConfigError("max_block_size must be at least 2 (or None: no cap)",
+                              key="max_block_size")
 
 
 @dataclass(frozen=True)
@@ -208,15 +223,25 @@ def resolve_probabilistic(con: duckdb.DuckDBPyConnection, table: str, *,
     for c in used:
         if c not in columns:
             raise ConfigError(f"the records table has no token column {c!r}", key="fields")
+    blocking = _present(opts.blocking or DEFAULT_BLOCKING, set(used))
+    if not blocking:
+        raise ConfigError("no blocking rule has all its columns among the token columns",
+                          key="blocking")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    compact = ", ".join(f"CASE WHEN {_q(c)} IS NULL THEN NULL ELSE hash({_q(c)}) END "
-                        f"AS {_q(c)}" for c in used)
+    compact = [f"CASE WHEN {_q(c)} IS NULL THEN NULL ELSE hash({_q(c)}) END AS {_q(c)}"
+               for c in used]
+    keys = _block_keys(blocking, opts.max_block_size)
     records = con.sql(
         f"SELECT CAST({_q(key)} AS VARCHAR) AS key, CAST({_q(source)} AS VARCHAR) AS source, "
-        f"{compact} FROM query_table($1)", params=[table]).to_arrow_table()
+        f"{', '.join(compact + [sql for sql, _ in keys.values()])} FROM query_table($1)",
+        params=[table]).to_arrow_table()
+    if opts.max_block_size is not None:
+        records = _cap_block_keys(records, [name for _, name in keys.values()],
+                                  opts.max_block_size)
     timings["prepare"] = time.perf_counter() - t0
-    pairs, weights, blocking, prior, more = _train_and_score(records, specs, used, opts)
+    predict = tuple((keys[r][1],) if r in keys else r for r in blocking)
+    pairs, weights, prior, more = _train_and_score(records, specs, used, predict, opts)
     timings.update(more)
     labels = clusters_at(records.num_rows, pairs, opts.threshold)
     clusters = pa.table({"key": records.column("key"), "source": records.column("source"),
@@ -228,6 +253,43 @@ def resolve_probabilistic(con: duckdb.DuckDBPyConnection, table: str, *,
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _block_keys(rules: Sequence[tuple[str, ...]], cap: int | None
+                ) -> dict[tuple[str, ...], tuple[str, str]]:
+    """{rule: (SQL, column)}: a blocking key per rule of two or more columns, the hash of the
+    rule's values (null where one is null), capped by `_cap_block_keys`. None: no keys, the
+    rules block on their columns."""
+    if cap is None:
+        return {}
+    out = {}
+    for i, rule in enumerate(r for r in rules if len(r) > 1):
+        cols = ", ".join(_q(c) for c in rule)
+        known = " AND ".join(f"{_q(c)} IS NOT NULL" for c in rule)
+        name = f"_block_{i}"
+        out[rule] = (f"CASE WHEN {known} THEN hash({cols}) END AS {name}", name)
+    return out
+
+
+def _cap_block_keys(records: pa.Table, names: Sequence[str], cap: int) -> pa.Table:
+    """Null each blocking key that more than `cap` records share: a key that common pairs
+    its records with too many strangers to be evidence (pairs that agree on something else
+    still meet through the other rules). Row order is kept."""
+    con = duckdb.connect()
+    try:
+        for name in names:
+            column = records.column(name)
+            con.register("_keys", pa.table({"k": column}))
+            big = con.sql("SELECT k FROM _keys WHERE k IS NOT NULL GROUP BY k "
+                          f"HAVING count(*) > {int(cap)}").to_arrow_table().column("k")
+            con.unregister("_keys")
+            if len(big):
+                kept = pc.if_else(pc.is_in(column, value_set=big.combine_chunks()),
+                                  pa.scalar(None, column.type), column)
+                records = records.set_column(records.column_names.index(name), name, kept)
+    finally:
+        con.close()
+    return records
 
 
 def _present(rules: Sequence[tuple[str, ...]], columns: set[str]) -> tuple[tuple[str, ...], ...]:
@@ -268,20 +330,16 @@ def _comparison(spec: FieldSpec) -> Any:
 
 
 def _train_and_score(records: pa.Table, specs: Sequence[FieldSpec], used: Sequence[str],
-                     opts: ProbabilisticOptions
-                     ) -> tuple[pa.Table, tuple[LevelWeight, ...], tuple[tuple[str, ...], ...],
-                                float, dict[str, float]]:
+                     blocking: Sequence[tuple[str, ...]], opts: ProbabilisticOptions
+                     ) -> tuple[pa.Table, tuple[LevelWeight, ...], float, dict[str, float]]:
     timings: dict[str, float] = {}
     present = set(used)
-    blocking = _present(opts.blocking or DEFAULT_BLOCKING, present)
-    if not blocking:
-        raise ConfigError("no blocking rule has all its columns among the token columns",
-                          key="blocking")
     training = _training_rules(_present(opts.training or DEFAULT_TRAINING, present), specs)
     deterministic = _present(opts.deterministic or DEFAULT_DETERMINISTIC, present) or blocking
     n = records.num_rows
-    splink_input = records.drop_columns(["key"]).rename_columns(
-        ["source_dataset", *used]).add_column(
+    # one table of every source's records, deduplicated as one: the same pairs as Splink's
+    # link_and_dedupe (all pairs, within and across sources), joined on an integer id
+    splink_input = records.drop_columns(["key", "source"]).add_column(
         0, "unique_id", pa.array(np.arange(n, dtype=np.int64)))
     comparisons = [_comparison(s) for s in specs]
     config: dict[str, Any] = {}
@@ -290,10 +348,9 @@ def _train_and_score(records: pa.Table, specs: Sequence[FieldSpec], used: Sequen
     if opts.threads:
         config["threads"] = opts.threads
     pairs, model, more = fit_and_score(
-        splink_input, {"link_type": "link_and_dedupe", "unique_id_column_name": "unique_id",
-                       "source_dataset_column_name": "source_dataset"},
+        splink_input, {"link_type": "dedupe_only", "unique_id_column_name": "unique_id"},
         comparisons=comparisons, blocking=blocking, deterministic=deterministic,
         training=training, opts=opts, config=config)
     timings.update(more)
     prior = float(model["probability_two_random_records_match"])
-    return pairs, level_weights(model), blocking, prior, timings
+    return pairs, level_weights(model), prior, timings

@@ -56,16 +56,13 @@ def quiet_splink() -> Iterator[None]:
 
 def train(make_linker: Callable[[float], Any], *, deterministic: Sequence[Any],
           prior_recall: float, fallback_prior: float, u_max_pairs: float, seed: int,
-          em_rules: Sequence[Any], em_max_pairs: float | None = None) -> Any:
+          em_rules: Sequence[Any]) -> Any:
     """Build a linker with `make_linker(prior)` and train it, unsupervised.
 
     The prior (probability that two random records match) comes from the pairs the
     deterministic rules find, divided by `prior_recall`; when they find none, the linker is
     rebuilt with `fallback_prior`. Then u by random sampling (seeded) and m by EM, one
-    session per rule in `em_rules`, on at most about `em_max_pairs` of its blocked pairs
-    (Splink samples records on both sides; None: all of them). EM needs a few million pairs,
-    not all of them: on large inputs this keeps training time flat while prediction still
-    scores every blocked pair.
+    session per rule in `em_rules`, on all of its blocked pairs.
     """
     linker = make_linker(fallback_prior)
     linker.training.estimate_probability_two_random_records_match(
@@ -74,10 +71,22 @@ def train(make_linker: Callable[[float], Any], *, deterministic: Sequence[Any],
         linker = make_linker(fallback_prior)
     linker.training.estimate_u_using_random_sampling(max_pairs=u_max_pairs, seed=seed)
     for rule in em_rules:
-        linker.training.estimate_parameters_using_expectation_maximisation(
-            rule, max_pairs=em_max_pairs,
-            record_sample_proportion=0.01 if em_max_pairs is not None else 1.0)
+        linker.training.estimate_parameters_using_expectation_maximisation(rule)
     return linker
+
+
+def training_sample(n: int, size: int, seed: int) -> np.ndarray | None:
+    """Row positions (sorted) of a seeded uniform sample of `size` of `n` records, or None
+    when `n` is at most `size` (train on every record).
+
+    A uniform sample of records keeps what the model learns: the share of random pairs that
+    match (matching pairs and all pairs both shrink by the square of the rate), u (random
+    pairs) and m (the blocked matching pairs among the sampled records), while training time
+    stays flat however large the input; prediction still scores every blocked pair."""
+    if n <= size:
+        return None
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size, replace=False))
 
 
 class FitOptions(Protocol):
@@ -92,9 +101,7 @@ class FitOptions(Protocol):
     @property
     def keep_pairs_above(self) -> float: ...
     @property
-    def em_max_records(self) -> int: ...
-    @property
-    def em_max_pairs(self) -> float: ...
+    def train_max_records(self) -> int: ...
 
 
 def fit_and_score(
@@ -121,7 +128,9 @@ def fit_and_score(
         db = DuckDBAPI(duckdb.connect(config=dict(config or {})))
         try:
             t = time.perf_counter()
-            data = db.register(table, table_name="records")
+            sample = training_sample(n, opts.train_max_records, opts.seed)
+            data = db.register(table if sample is None else table.take(sample),
+                               table_name="training_records")
 
             def make_linker(prior: float) -> Any:
                 model = SettingsCreator(
@@ -135,11 +144,13 @@ def fit_and_score(
                 return Linker(data, model, log_level=None)
 
             linker = train(make_linker, deterministic=[block_on(*r) for r in deterministic],
-                           prior_recall=opts.prior_recall, fallback_prior=1.0 / max(n, 2),
+                           prior_recall=opts.prior_recall,
+                           fallback_prior=1.0 / max(n if sample is None else len(sample), 2),
                            u_max_pairs=opts.u_max_pairs, seed=opts.seed,
-                           em_rules=[block_on(*r) for r in training],
-                           em_max_pairs=opts.em_max_pairs if n > opts.em_max_records
-                           else None)
+                           em_rules=[block_on(*r) for r in training])
+            if sample is not None:  # the trained model, on every record
+                linker = Linker(db.register(table, table_name="records"),
+                                trained_model(linker), log_level=None)
             timings["train"] = time.perf_counter() - t
             t = time.perf_counter()
             pairs = scored_pairs(linker, db.duckdb_con, opts.keep_pairs_above)

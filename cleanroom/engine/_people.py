@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 from pyroaring import FrozenBitMap64
 
@@ -42,7 +43,7 @@ from cleanroom.privacy import PeopleSet, file_lock, people_set, write_durably
 from protocols import KeyMaterialError, PolicyRefusal, atomic_path, fsync_path
 
 from ._resolve import Resolution
-from ._sql import Sql, execute, fetch_one, quote_ident
+from ._sql import Sql, execute, quote_ident
 
 STATE_DIR = ".cleanroom-privacy"
 KEY_VERSION = "cleanroom-person-key/v1"
@@ -233,43 +234,107 @@ def _build(room: _Room, res: Resolution, state: Path, folder: Path) -> None:
                                     token_columns=joins + ([fallback] if fallback else []))
         toks = ", ".join(f"r.{quote_ident(c, joins)}" for c in joins)
         row = f"r.{quote_ident(fallback)}" if fallback else "r._cr_rid"
-        execute(con, "DROP TABLE IF EXISTS _cr_pk")
-        execute(con, Sql(
-            "CREATE TEMP TABLE _cr_pk AS SELECT r.entity_id AS eid, "
+        got = execute(con, Sql(
+            "SELECT r.entity_id AS eid, "
             f"min(hash(CAST(? AS BLOB), ?, {toks})) AS k, "
             f"min(hash(CAST(? AS BLOB), ?, 'row', {row})) AS k2 "
-            f"FROM ({rows.text}) r GROUP BY r.entity_id",
-            (salt, name, salt, name, *rows.params)))
-        # entities sharing a key (records with identical, unlinking tokens) use the fallback
-        execute(con, "CREATE OR REPLACE TEMP TABLE _cr_fk AS WITH d AS (SELECT k FROM _cr_pk "
-                     "GROUP BY k HAVING count(*) > 1) SELECT p.eid, CASE WHEN d.k IS NULL THEN "
-                     "p.k ELSE p.k2 END AS k FROM _cr_pk p LEFT JOIN d ON d.k = p.k")
-        execute(con, "DROP TABLE _cr_pk")
+            f"FROM ({rows.text}) r GROUP BY r.entity_id ORDER BY eid",  # sorted in parallel
+            (salt, name, salt, name, *rows.params))).fetchnumpy()
+        eids = np.asarray(got["eid"], dtype=np.int64)
+        keys = person_keys(np.asarray(got["k"], dtype=np.uint64),
+                           np.asarray(got["k2"], dtype=np.uint64))
+        del got
         registry = state / f"{name}.parquet"
-        old = Sql("SELECT * FROM read_parquet(?)", (os.fspath(registry),)) if registry.exists() \
-            else Sql("SELECT CAST(NULL AS UBIGINT) AS k, CAST(NULL AS UBIGINT) AS id LIMIT 0")
-        execute(con, Sql(f"CREATE OR REPLACE TEMP TABLE _cr_reg AS {old.text}", old.params))
-        known = int(fetch_one(con, "SELECT count(*) FROM _cr_reg")[0])
-        fresh = "SELECT DISTINCT k FROM _cr_fk" + (" ANTI JOIN _cr_reg USING (k)" if known else "")
-        added = execute(con, Sql(f"INSERT INTO _cr_reg SELECT k, ? + row_number() OVER () - 1 "
-                                 f"FROM ({fresh})", (known,))).fetchone()
-        if added and added[0]:  # new people: the registry grows (ids never change)
-            with atomic_path(registry, 0o600) as tmp:
-                execute(con, Sql("COPY _cr_reg TO ? (FORMAT parquet, COMPRESSION zstd)",
-                                 (os.fspath(tmp),)))
-                fsync_path(tmp)
-        got = execute(con, "SELECT f.eid, r.id FROM _cr_fk f JOIN _cr_reg r USING (k) "
-                           "ORDER BY f.eid").fetchnumpy()
-        _save(folder / f"t{i}.entities.npy", np.asarray(got["eid"], dtype=np.int64))
-        _save(folder / f"t{i}.people.npy", np.asarray(got["id"], dtype=np.uint64))
-        for t in ("_cr_fk", "_cr_reg"):
-            execute(con, f"DROP TABLE {t}")
+        ids, grown = assign_ids(*keys, read_registry(registry))
+        if grown is not None:  # new people: the registry grows (ids never change)
+            write_registry(registry, grown)
+        _save(folder / f"t{i}.entities.npy", eids)
+        _save(folder / f"t{i}.people.npy", ids)
     got = execute(con, Sql(
         "SELECT entity_id AS eid, CAST(coalesce(min(rule), -1) AS SMALLINT) AS rule "
         "FROM read_parquet(?) WHERE n_tables = ? GROUP BY entity_id ORDER BY entity_id",
         (os.fspath(res.path), len(collab.tables)))).fetchnumpy()
     _save(folder / "overlap.entities.npy", np.asarray(got["eid"], dtype=np.int64))
     _save(folder / "overlap.rules.npy", np.asarray(got["rule"], dtype=np.int16))
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A table's person keys and their ids, sorted by key."""
+
+    keys: np.ndarray  # uint64
+    ids: np.ndarray  # uint64
+
+    @property
+    def next_id(self) -> int:
+        """The first id not yet given (ids are dense: 0, 1, 2, …)."""
+        return int(self.ids.max()) + 1 if self.ids.size else 0
+
+
+def person_keys(keys: np.ndarray, row_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each entity's key, as the sorted distinct keys and each entity's position in them;
+    entities sharing a key (records with identical, unlinking tokens) use their row key."""
+    distinct, inverse, counts = _distinct(keys)
+    shared = counts[inverse] > 1
+    if shared.any():
+        distinct, inverse, _ = _distinct(np.where(shared, row_keys, keys))
+    return distinct, inverse
+
+
+def _distinct(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`np.unique(keys, return_inverse=True, return_counts=True)`, with one sort."""
+    order = np.argsort(keys)
+    ordered = keys[order]
+    first = np.empty(keys.size, dtype=bool)
+    first[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    inverse = np.empty(keys.size, dtype=np.intp)
+    inverse[order] = np.cumsum(first) - 1
+    return ordered[starts], inverse, np.diff(np.append(starts, keys.size))
+
+
+def assign_ids(distinct: np.ndarray, inverse: np.ndarray,
+               known: Registry) -> tuple[np.ndarray, Registry | None]:
+    """The person id of each entity (`distinct[inverse]` its key): the registry's, else a
+    new one (new keys numbered from the registry's next id in key order); and the grown
+    registry, or None if no key is new."""
+    at = np.searchsorted(known.keys, distinct)
+    found = np.zeros(distinct.size, dtype=bool)
+    inside = at < known.keys.size
+    found[inside] = known.keys[at[inside]] == distinct[inside]
+    ids = np.empty(distinct.size, dtype=np.uint64)
+    ids[found] = known.ids[at[found]]
+    fresh = np.flatnonzero(~found)
+    if not fresh.size:
+        return ids[inverse], None
+    ids[fresh] = known.next_id + np.arange(fresh.size, dtype=np.uint64)
+    merged_keys = np.concatenate([known.keys, distinct[fresh]])
+    order = np.argsort(merged_keys, kind="stable")  # two sorted runs: merged in one pass
+    grown = Registry(merged_keys[order], np.concatenate([known.ids, ids[fresh]])[order])
+    return ids[inverse], grown
+
+
+def read_registry(path: Path) -> Registry:
+    """A table's registry (empty if none yet), sorted by key."""
+    if not path.exists():
+        return Registry(np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint64))
+    table = pq.read_table(path, columns=["k", "id"])
+    keys = table.column("k").to_numpy().astype(np.uint64)
+    ids = table.column("id").to_numpy().astype(np.uint64)
+    if keys.size > 1 and not bool(np.all(keys[1:] > keys[:-1])):
+        order = np.argsort(keys, kind="stable")  # written by an earlier engine: unsorted
+        keys, ids = keys[order], ids[order]
+    return Registry(keys, ids)
+
+
+def write_registry(path: Path, registry: Registry) -> None:
+    """Replace a table's registry atomically (mode 0600), sorted by key."""
+    table = pa.table({"k": pa.array(registry.keys, type=pa.uint64()),
+                      "id": pa.array(registry.ids, type=pa.uint64())})
+    with atomic_path(path, 0o600) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+        fsync_path(tmp)
 
 
 def _check_key_function(con: Any, state: Path, salt: bytes) -> None:

@@ -3,7 +3,8 @@
     dedupe_file("crm.csv", "crm.people.csv", identifiers=[("email", "Email"), ...])
 
 reads the whole extract (CSV or Parquet), normalizes each identifier column with the column
-API of `normalize` (invalid values become missing), deduplicates the rows with `dedupe`
+API of `normalize` (invalid values become missing; a postal code the region rejects is read
+without region rules: another country's code), deduplicates the rows with `dedupe`
 (Splink on the normalized values) and writes the input back, every column as it was, plus a
 `person_id` column: the same value for every row of one person. Written atomically (mode
 0600: it is still personal data), so a failure leaves no partial output.
@@ -93,10 +94,8 @@ def dedupe_file(input_path: str | os.PathLike[str], output: str | os.PathLike[st
     values: dict[str, pa.Array] = {}
     quality: dict[str, dict[str, Any]] = {}
     for name, (kind, column) in columns.items():
-        res = normalize.normalize_column(kind, table.column(column), profile=profile,
-                                         region=region)
-        values[name] = _array(res.values)
-        quality[column] = {"kind": kind, **_counts(_array(res.reasons))}
+        values[name], reasons = _normalized(kind, table.column(column), profile, region)
+        quality[column] = {"kind": kind, **_counts(reasons)}
     timings["normalize"] = time.perf_counter() - t0 - timings["read"]
     step("training the model and scoring pairs")
     result = dedupe(values, options=options)
@@ -141,6 +140,23 @@ def _checked_identifiers(identifiers: Sequence[tuple[str, str]]) -> dict[str, tu
         n = sum(1 for k, _ in out.values() if k == kind)
         out[kind if n == 0 else f"{kind}_{n + 1}"] = (kind, column)
     return out
+
+
+def _normalized(kind: str, column: pa.ChunkedArray, profile: str,
+                region: str) -> tuple[pa.Array, pa.Array]:
+    """Normalized values and reasons of one column. A postal code the region's rules reject
+    is read again without them: in one party's own file it is most often another country's
+    code (a GB or Indian customer of a US shop), still the same text for every row of that
+    customer, so it is compared rather than dropped."""
+    res = normalize.normalize_column(kind, column, profile=profile, region=region)
+    values, reasons = _array(res.values), _array(res.reasons)
+    if kind == "postal_code":
+        foreign = pc.fill_null(pc.equal(reasons, "postal"), False)
+        if pc.any(foreign).as_py():
+            again = normalize.normalize_column(kind, column, profile=profile, region=None)
+            values = pc.if_else(foreign, _array(again.values), values)
+            reasons = pc.if_else(foreign, _array(again.reasons), reasons)
+    return values, reasons
 
 
 def _array(values: Any) -> pa.Array:

@@ -70,9 +70,42 @@ def train(make_linker: Callable[[float], Any], *, deterministic: Sequence[Any],
     if not trained_model(linker)["probability_two_random_records_match"] > 0.0:
         linker = make_linker(fallback_prior)
     linker.training.estimate_u_using_random_sampling(max_pairs=u_max_pairs, seed=seed)
-    for rule in em_rules:
-        linker.training.estimate_parameters_using_expectation_maximisation(rule)
+    with clamped_estimates():
+        for rule in em_rules:
+            linker.training.estimate_parameters_using_expectation_maximisation(rule)
     return linker
+
+
+@contextlib.contextmanager
+def clamped_estimates() -> Iterator[None]:
+    """EM's m and u estimates floored at the smallest value Splink accepts, for the duration.
+
+    When no matching pair ever falls in a level (a birth date that never disagrees between
+    one customer's rows), EM drives its m towards zero, below Splink's own minimum (1e-300),
+    and Splink then refuses its own estimate. Splink floors m and u at that minimum when it
+    computes match weights; this floors the estimates the same way when they are stored.
+    """
+    import splink.internals.expectation_maximisation as em
+    from splink.internals.comparison_level import M_U_CLAMP_MIN
+
+    original = em.populate_m_u_from_lookup
+
+    def populate(training_fixed_probabilities: set[str], comparison_level: Any,
+                 output_column_name: str, m_u_records_lookup: dict[str, dict[int, Any]]
+                 ) -> None:
+        for record in m_u_records_lookup.get(output_column_name, {}).values():
+            for p in ("m_probability", "u_probability"):
+                value = record.get(p)
+                if isinstance(value, float) and value < M_U_CLAMP_MIN:
+                    record[p] = M_U_CLAMP_MIN
+        original(training_fixed_probabilities, comparison_level, output_column_name,
+                 m_u_records_lookup)
+
+    em.populate_m_u_from_lookup = populate
+    try:
+        yield
+    finally:
+        em.populate_m_u_from_lookup = original
 
 
 def training_sample(n: int, size: int, seed: int) -> np.ndarray | None:

@@ -53,9 +53,18 @@ def test_writes_the_input_back_with_a_person_id(crm, deduped):
     people = truth.loc[out["customer_id"]].to_numpy()
     frame = pd.DataFrame({"p": out["person_id"], "t": people})
     several = frame.groupby("t").filter(lambda g: len(g) > 1).groupby("t")["p"].nunique()
-    assert (several == 1).mean() >= 0.7  # about 20% share nothing but their name
+    assert (several == 1).mean() >= 0.9  # foreign postal codes compared too (below)
     mixed = frame.groupby("p")["t"].nunique()
     assert (mixed > 1).sum() <= 0.005 * len(mixed)
+
+
+def test_foreign_postal_codes_are_compared_not_dropped(crm, deduped):
+    """`--region US` rejects the brand's GB, Indian, Singaporean and Australian postal codes
+    (40% of them); dedupe reads those without region rules, so they still count."""
+    _, brand, _ = crm
+    _, doc = deduped
+    counts = doc["identifiers"]["postal_code"]
+    assert counts["invalid"] == {} and counts["valid"] == brand["postal_code"].notna().sum()
 
 
 def test_report_counts_and_masked_examples(crm, deduped):

@@ -237,9 +237,11 @@ def overlap(
     withheld = 0
     if index is not None and rows:
         everyone = tuple(room.collaboration.tables)
+        segment_people = iter(index.rows([key for kind, key in rows if kind == "segments"],
+                                         everyone))
         verdict = room.privacy.guard.check_and_remember([
             index.table(key) if kind == "tables" else index.overlap() if kind == "overlap"
-            else index.links(key) if kind == "links" else index.row(key, everyone)
+            else index.links(key) if kind == "links" else next(segment_people)
             for kind, key in rows], minimum)
         withheld = verdict.suppressed_count
         gone = set(verdict.suppressed)
@@ -392,8 +394,7 @@ def segments_with_people(
     people: bool,
 ) -> tuple[list[dict[str, Any]], list[np.ndarray]]:
     """`_segments`, and with `people` each segment's entity ids (for difference checks):
-    the segments go to a temporary table, read back as rows, and the ids as one Arrow
-    column (no Python object per entity)."""
+    the result read as Arrow, so the ids come as one column (no Python object per entity)."""
     params: list[Any] = []
     if fast and len({d.table for d in dims} | {m.table for m in mets}) == 1:
         text = _one_table_sql(room, dims, mets, params, people)
@@ -401,16 +402,12 @@ def segments_with_people(
         text = _general_sql(room, dims, mets, params, people)
     lists: list[np.ndarray] = []
     if people:
-        con = room.connection
         order = ", ".join([f"d{k} NULLS LAST" for k in range(len(dims))] + ["entities"])
-        execute(con, Sql("CREATE OR REPLACE TEMP TABLE _cr_seg AS SELECT row_number() OVER "
-                         f"(ORDER BY {order}) AS i, * FROM ({text})", tuple(params)))
-        try:
-            rows = [r[1:] for r in execute(
-                con, "SELECT * EXCLUDE (people) FROM _cr_seg ORDER BY i").fetchall()]
-            got = fetch_arrow(con, "SELECT people FROM _cr_seg ORDER BY i")
-        finally:
-            execute(con, "DROP TABLE IF EXISTS _cr_seg")
+        got = fetch_arrow(room.connection, Sql(f"SELECT * FROM ({text}) ORDER BY {order}",
+                                               tuple(params)))
+        names = [n for n in got.column_names if n != "people"]
+        rows = list(zip(*(got.column(n).to_pylist() for n in names), strict=True)) \
+            if names else []
         column: Any = got.column("people").combine_chunks()
         flat = np.asarray(column.flatten(), dtype=np.int64)
         offsets = np.asarray(column.offsets)

@@ -6,8 +6,10 @@ that decided), `rows_returned`, `rows_suppressed`, `prev_sha256` (the previous e
 `sha256`, zeros for the first) and `sha256` (of the entry's canonical JSON without it).
 `AuditLog.verify` recomputes the chain, so an edited, inserted, deleted or reordered entry is
 found (removing the newest entries is only visible to whoever remembers the head hash, which
-`verify` returns). Appends take a lock and rewrite the file atomically, so no reader ever sees
-a half-written line.
+`verify` returns). Appends take a lock, add one line with one write and fsync it before
+returning, so an append costs the same at the millionth entry as at the first. A line without
+its newline is an append still being written (readers leave it out) or, after a crash, one
+that never returned: the next append removes it unless it is a whole entry.
 
 A log kept by a server is also signed: with a `signer`, each entry carries
 `operator_signature`, the operator's signature of the chain head after it (its `sha256` and the
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from protocols import AuditError, CleanroomBug, atomic_path
+from protocols import AuditError, CleanroomBug, fsync_path
 
 GENESIS = "0" * 64
 Decision = Literal["accepted", "refused"]
@@ -92,26 +94,31 @@ class AuditLog:
             raise CleanroomBug(f"audit entry may not set {sorted(bad)}")
         _check_plain(entry)
         with self._locked():
-            old = self.path.read_bytes() if self.path.exists() else b""
-            lines = old.splitlines()
-            prev, seq = GENESIS, 0
-            if lines:
-                try:
-                    last = json.loads(lines[-1])
-                    prev, seq = last["sha256"], int(last["seq"]) + 1
-                except (ValueError, KeyError, TypeError, RecursionError):
-                    raise AuditError(f"{self.path.name}: last entry is unreadable; "
-                                     "run `cleanroom audit verify`") from None
-            t = entry.get("time") or (now or _dt.datetime.now(_dt.UTC)).isoformat(
-                timespec="seconds")
-            full: dict[str, Any] = {**entry, "time": t, "seq": seq, "prev_sha256": prev}
-            full["sha256"] = _digest(full)
-            if self.signer is not None:
-                full[SIGNATURE_FIELD] = self.signer(full["sha256"], seq + 1)
-            with atomic_path(self.path, 0o600) as tmp:
-                with open(tmp, "wb") as fh:
-                    fh.write(old if old.endswith(b"\n") or not old else old + b"\n")
-                    fh.write(_canonical(full).encode() + b"\n")
+            created = not self.path.exists()
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                last = _last_line(fd)
+                prev, seq = GENESIS, 0
+                if last is not None:
+                    try:
+                        head = json.loads(last)
+                        prev, seq = head["sha256"], int(head["seq"]) + 1
+                    except (ValueError, KeyError, TypeError, RecursionError):
+                        raise AuditError(f"{self.path.name}: last entry is unreadable; "
+                                         "run `cleanroom audit verify`") from None
+                t = entry.get("time") or (now or _dt.datetime.now(_dt.UTC)).isoformat(
+                    timespec="seconds")
+                full: dict[str, Any] = {**entry, "time": t, "seq": seq, "prev_sha256": prev}
+                full["sha256"] = _digest(full)
+                if self.signer is not None:
+                    full[SIGNATURE_FIELD] = self.signer(full["sha256"], seq + 1)
+                os.lseek(fd, 0, os.SEEK_END)
+                os.write(fd, _canonical(full).encode() + b"\n")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if created:
+                fsync_path(self.path.parent)
         return full
 
     def record(
@@ -156,7 +163,7 @@ class AuditLog:
         if self.path.is_dir():
             raise AuditError(f"{name} is a folder, not an audit log file")
         items: list[dict[str, Any]] = []
-        for n, line in enumerate(self.path.read_bytes().splitlines(), start=1):
+        for n, line in enumerate(_whole_lines(self.path.read_bytes()), start=1):
             try:
                 e = json.loads(line)
                 if not isinstance(e, dict):
@@ -167,6 +174,48 @@ class AuditLog:
         if verify:
             return items, verify_entries(items, check=check, name=name).head_sha256
         return items, str(items[-1].get("sha256", "")) if items else GENESIS
+
+
+_BLOCK = 1 << 16
+
+
+def _whole_lines(data: bytes) -> list[bytes]:
+    """The log's lines, less a last one without its newline that is not a whole entry (an
+    append still being written)."""
+    lines = data.splitlines()
+    if lines and not data.endswith(b"\n") and not _is_entry(lines[-1]):
+        lines.pop()
+    return lines
+
+
+def _is_entry(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+def _last_line(fd: int) -> bytes | None:
+    """The last entry line of an open log, read from its end (None when empty). A last line
+    without its newline is completed when it is a whole entry, and cut off when it is not (an
+    append a crash interrupted: it never returned, so no one holds it)."""
+    size = os.fstat(fd).st_size
+    tail, start = b"", size
+    while start > 0 and tail.count(b"\n") < 2:
+        step = min(_BLOCK, start)
+        start -= step
+        tail = os.pread(fd, step, start) + tail
+    if tail and not tail.endswith(b"\n"):
+        cut = tail.rfind(b"\n") + 1
+        if _is_entry(tail[cut:]):
+            os.lseek(fd, 0, os.SEEK_END)
+            os.write(fd, b"\n")
+            tail += b"\n"
+        else:
+            os.ftruncate(fd, start + cut)
+            tail = tail[:cut]
+    lines = tail.splitlines()
+    return lines[-1] if lines else None
 
 
 def verify_entries(entries: list[dict[str, Any]], *, check: HeadCheck | None = None,

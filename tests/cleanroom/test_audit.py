@@ -73,3 +73,59 @@ def test_entries_refuse_bytes_and_reserved_keys(tmp_path):
     with pytest.raises(CleanroomBug):
         log.append({"member": "x", "sha256": "0"})
     assert not log.path.exists()
+
+
+def test_an_append_adds_one_line_in_place(tmp_path):
+    log = _log(tmp_path, n=3)
+    before = os.stat(log.path)
+    text = log.path.read_bytes()
+    log.record(member="brand", request={"analysis": "overlap"}, decision="accepted",
+               rule="output_constraints", now=NOW)
+    after = log.path.read_bytes()
+    assert os.stat(log.path).st_ino == before.st_ino  # appended, not rewritten
+    assert after.startswith(text) and after.count(b"\n") == 4
+    assert log.verify().entries == 4
+
+
+def test_an_interrupted_append_is_left_out_then_removed(tmp_path):
+    log = _log(tmp_path, n=3)
+    with open(log.path, "ab") as fh:
+        fh.write(b'{"member": "brand", "seq": 3, "requ')  # a crash in the middle of a write
+    assert log.verify().entries == 3 and len(log.entries()) == 3
+    entry = log.record(member="brand", request={"analysis": "overlap"}, decision="accepted",
+                       rule="output_constraints", now=NOW)
+    assert entry["seq"] == 3
+    assert log.verify().entries == 4
+    assert b'"seq": 3, "requ' not in log.path.read_bytes()
+
+
+def test_a_whole_last_entry_without_its_newline_is_kept(tmp_path):
+    log = _log(tmp_path, n=3)
+    log.path.write_bytes(log.path.read_bytes().rstrip(b"\n"))
+    assert log.verify().entries == 3
+    log.record(member="brand", request={"analysis": "overlap"}, decision="accepted",
+               rule="output_constraints", now=NOW)
+    assert [e["seq"] for e in log.entries()] == [0, 1, 2, 3]
+
+
+def _append_many(path, who, n):
+    log = AuditLog(path)
+    for i in range(n):
+        log.record(member=who, request={"analysis": "overlap", "i": i}, decision="accepted",
+                   rule="output_constraints")
+
+
+def test_parallel_appends_from_processes_form_one_chain(tmp_path):
+    import multiprocessing
+
+    path = tmp_path / "audit.jsonl"
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_append_many, args=(path, f"m{k}", 15)) for k in range(6)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+        assert proc.exitcode == 0
+    log = AuditLog(path)
+    assert log.verify().entries == 90
+    assert sorted(e["seq"] for e in log.entries()) == list(range(90))

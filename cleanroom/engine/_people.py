@@ -29,7 +29,6 @@ import os
 import time
 import weakref
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -51,7 +50,6 @@ KEY_VERSION = "cleanroom-person-key/v1"
 _SECRET = "secret"
 _SECRET_BYTES = 32
 KEEP_OLD_SECONDS = 3600
-_THREADS = 2  # threads mapping an answer's rows to people
 
 
 class _Room(Protocol):
@@ -172,20 +170,6 @@ class PeopleIndex:
             at = _Map(overlap, overlap).at(ents)
             return {t: people_set(ids[t][at]) for t in names}
         return {t: people_set(self._map(t).ids(ents)) for t in names}
-
-    def rows(self, entity_lists: Sequence[np.ndarray],
-             tables: Iterable[str]) -> list[dict[str, PeopleSet]]:
-        """`row` of each list, two lists at a time (numpy's sorts and searches, most of the
-        work, let another thread run)."""
-        names = tuple(tables)
-        if set(names) == set(self.tables):  # loaded once, before the threads share them
-            self._overlap_map()
-        for t in names:
-            self._map(t)
-        if len(entity_lists) < 2:
-            return [self.row(e, names) for e in entity_lists]
-        with ThreadPoolExecutor(_THREADS) as pool:
-            return list(pool.map(lambda e: self.row(e, names), entity_lists))
 
     def table(self, table: str) -> dict[str, PeopleSet]:
         """Everyone with records in `table` (the `tables.<t>` summary row)."""

@@ -150,16 +150,17 @@ class PeopleIndex:
         return self._sets[name]
 
     def save_summaries(self) -> None:
-        """Write every summary row's people once, at build time (so answers only read)."""
+        """Write the overlap's person ids and every summary row's people once, at build time
+        (so answers only read)."""
+        ents = np.load(self.folder / "overlap.entities.npy")
+        for i, t in enumerate(self.tables):
+            _save(self.folder / f"overlap.p{i}.npy", self._map(t).ids(ents))
         sets = {**{f"table{i}": self.table(t)[t] for i, t in enumerate(self.tables)},
                 **{f"overlap{i}": v for i, v in enumerate(self.overlap().values())}}
         for r, rule in enumerate(self.rules):
             sets.update({f"links{r}.{i}": v for i, v in enumerate(self.links(rule).values())})
         for name, people in sets.items():
             write_durably(self.folder / f"{name}.roaring", people.serialize())
-        ents = np.load(self.folder / "overlap.entities.npy")
-        for i, t in enumerate(self.tables):
-            _save(self.folder / f"overlap.p{i}.npy", self._map(t).people[self._map(t).at(ents)])
 
     def row(self, entity_ids: np.ndarray, tables: Iterable[str]) -> dict[str, PeopleSet]:
         """The people of a row of these entities, as each of `tables` knows them."""
@@ -179,17 +180,16 @@ class PeopleIndex:
 
     def overlap(self) -> dict[str, PeopleSet]:
         """The people in every table (the `overlap` row), as each table knows them."""
-        ents = np.load(self.folder / "overlap.entities.npy", mmap_mode="r")
-        return {t: self._set(f"overlap{i}", lambda t=t: people_set(self._map(t).ids(ents)))
+        _, ids = self._overlap_map()
+        return {t: self._set(f"overlap{i}", lambda t=t: people_set(np.asarray(ids[t])))
                 for i, t in enumerate(self.tables)}
 
     def links(self, rule: str) -> dict[str, PeopleSet]:
         """The overlapping people linked by `rule` (a `links_by_rule` row)."""
         r = self.rules.index(rule)
-        ents = np.load(self.folder / "overlap.entities.npy", mmap_mode="r")
-        rules = np.load(self.folder / "overlap.rules.npy", mmap_mode="r")
-        mine = np.asarray(ents[rules == r])
-        return {t: self._set(f"links{r}.{i}", lambda t=t: people_set(self._map(t).ids(mine)))
+        _, ids = self._overlap_map()
+        mine = np.load(self.folder / "overlap.rules.npy", mmap_mode="r") == r
+        return {t: self._set(f"links{r}.{i}", lambda t=t: people_set(np.asarray(ids[t][mine])))
                 for i, t in enumerate(self.tables)}
 
 

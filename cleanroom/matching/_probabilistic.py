@@ -118,7 +118,7 @@ class ProbabilisticOptions:
     u_max_pairs: float = 5e6
     seed: int = 7
     keep_pairs_above: float = 0.5
-    train_max_records: int = 500_000  # above this many records, train on a sample of them
+    train_max_records: int = 300_000  # above this many records, train on a sample of them
     memory_limit: str | None = None
     threads: int | None = None
     max_block_size: int | None = 10  # blocking keys shared by more records block none of them

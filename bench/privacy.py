@@ -11,7 +11,9 @@ check against a large memory.
      threshold mode without difference checks (the baseline),
      threshold mode with difference checks (the default; the same question asked again,
      so every row is checked against the memory and found identical),
-     differential mode (ε charged in the ledger, contributions cut, noise on every figure).
+     differential mode (ε charged in the ledger, contributions cut, noise on every figure;
+     bench.engine's people have one record per table, so the cut, listed once per
+     resolution, drops none and costs nothing per answer).
    The one-time cost of the stable person ids (built once per resolution) is printed apart.
    Target: each mode at most 20% over the baseline.
 2. A difference check of fresh rows against a memory of --remembered rows (sets of 50 to
@@ -19,7 +21,8 @@ check against a large memory.
    engine's guard (two tables): milliseconds per output row, from a fresh process's first
    check (the memory read from disk) and from a warm one. Target: at most 5 ms per row.
 
-Medians of --runs runs; the load average at start and end (the machine is shared).
+Medians of --runs runs, wall and CPU time; the load average at start and end (the machine
+is shared).
 """
 
 from __future__ import annotations

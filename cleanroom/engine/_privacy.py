@@ -166,17 +166,19 @@ class _CutRoom(Protocol):
 def cut_rows_sql(room: _CutRoom, name: str, columns: Sequence[str], *, overlap_only: bool,
                  record_id: str | None = None) -> Sql:
     """The rows `bounded_rows_sql` gives, without a window on every read: the records the
-    cut drops are listed once per resolution (`dropped_records`) and left out by an anti
-    join — or, when the cut drops none (no one has more records than the limit), not at
-    all. Columns in the policy's bounds are clamped as there."""
+    cut drops are listed once per resolution (`dropped_records`) and left out (NOT IN that
+    list) — or, when the cut drops none (no one has more records than the limit), no filter
+    at all. Columns in the policy's bounds are clamped as there."""
     p = room.collaboration.tables[name].policy
     rows = room.entity_rows_sql(name, columns, overlap_only=overlap_only, record_id="_cr_rid")
     select, bound = _bounded_select(columns, record_id, clamps(p, columns))
     dropped = dropped_records(room, name)
     if dropped is None:
         return Sql(f"SELECT {select} FROM ({rows.text}) b", (*bound, *rows.params))
-    return Sql(f"SELECT {select} FROM ({rows.text}) b ANTI JOIN (SELECT rn FROM "
-               "read_parquet(?)) d ON d.rn = b._cr_rid",
+    # NOT IN, not ANTI JOIN: DuckDB keeps the row source's own join and filters as planned
+    # (an anti join placed below them made the read of 10M rows twice as slow)
+    return Sql(f"SELECT {select} FROM ({rows.text}) b WHERE b._cr_rid NOT IN (SELECT rn FROM "
+               "read_parquet(?) WHERE rn IS NOT NULL)",
                (*bound, *rows.params, os.fspath(dropped)))
 
 

@@ -30,7 +30,7 @@ from protocols import PolicyRefusal
 from ._audit import AuditLog
 from ._members import require_member
 from ._people import PeopleIndex
-from ._privacy import RoomPrivacy, cut_rows_sql
+from ._privacy import RoomPrivacy
 from ._resolve import Resolution
 from ._sql import Sql, execute, fetch_arrow, quote_ident
 
@@ -269,11 +269,8 @@ def overlap(
 
 
 def _rows_sql(room: Room, name: str, columns: Sequence[str]) -> Sql:
-    """A table's overlapping rows as the analyses read them; in differential mode cut to
-    each person's contribution limit from the cut cached per resolution (the same rows as
-    `room.rows_sql`, without a window on every read)."""
-    if room.privacy.differential:
-        return cut_rows_sql(room, name, columns, overlap_only=True)
+    """A table's overlapping rows as the analyses read them (in differential mode cut to each
+    person's contribution limit)."""
     return room.rows_sql(name, columns, overlap_only=True)
 
 

@@ -50,7 +50,7 @@ from ._audit import AuditLog
 from ._members import not_a_member
 from ._noisy import noisy_overlap
 from ._people import PeopleIndex, people_index
-from ._privacy import RoomPrivacy, bounded_rows_sql, clamps, contribution_limit
+from ._privacy import RoomPrivacy, cut_rows_sql
 from ._probabilistic import probabilistic_plan, resolve_probabilistic_tables
 from ._resolve import NODE_SHIFT, Resolution, ResolveInput, resolve, scramble_sql
 from ._sql import Sql, connect, execute, quote_ident
@@ -285,17 +285,13 @@ class CleanRoom:
     def rows_sql(self, name: str, columns: Sequence[str], *, overlap_only: bool,
                  record_id: str | None = None) -> Sql:
         """`entity_rows_sql` as answers read it: in differential mode each person's records
-        are cut to the policy's `user_contribution_limit` and aggregate columns clamped to
-        their public bounds, before any aggregation."""
+        are cut to the policy's `user_contribution_limit` (the cut listed once per resolution,
+        `cut_rows_sql`) and aggregate columns clamped to their public bounds, before any
+        aggregation."""
         if not self.privacy.differential:
             return self.entity_rows_sql(name, columns, overlap_only=overlap_only,
                                         record_id=record_id)
-        p = self.collaboration.tables[name].policy
-        rows = self.entity_rows_sql(name, columns, overlap_only=overlap_only,
-                                    record_id="_cr_rid")
-        return bounded_rows_sql(rows, columns=columns, record_id=record_id,
-                                limit=contribution_limit(p), clamp=clamps(p, columns),
-                                salt=self.privacy.salt())
+        return cut_rows_sql(self, name, columns, overlap_only=overlap_only, record_id=record_id)
 
     def people_index(self) -> PeopleIndex:
         """Stable person ids of the current resolution (built once per resolution)."""

@@ -11,7 +11,13 @@ import pytest
 import cleanroom
 from cleanroom.config import read_toml, write_toml
 from cleanroom.engine import _analyses
-from cleanroom.engine._privacy import cut_rows_sql, dropped_records
+from cleanroom.engine._privacy import (
+    bounded_rows_sql,
+    clamps,
+    contribution_limit,
+    cut_rows_sql,
+    dropped_records,
+)
 
 BOUNDS = [10, 100]
 
@@ -36,6 +42,15 @@ def differential_demo(demo_run: Path, tmp: Path, limit: int) -> Path:
     return collab
 
 
+def reference_rows_sql(room, name, columns, *, overlap_only, record_id=None):
+    """The reference cut: a window over every read (`bounded_rows_sql`)."""
+    p = room.collaboration.tables[name].policy
+    raw = room.entity_rows_sql(name, columns, overlap_only=overlap_only, record_id="_cr_rid")
+    return bounded_rows_sql(raw, columns=columns, record_id=record_id,
+                            limit=contribution_limit(p), clamp=clamps(p, columns),
+                            salt=room.privacy.salt())
+
+
 def rows(room, sql) -> list[tuple]:
     return room.connection.execute(f"SELECT * FROM ({sql.text}) ORDER BY ALL",
                                    sql.params).fetchall()
@@ -51,7 +66,7 @@ def test_cached_cut_gives_the_reference_rows(demo_run, tmp_path, limit):
                 assert dropped_records(room, name) is not None
             for overlap_only in (True, False):
                 for record_id in (None, "_cr_rid"):
-                    ref = room.rows_sql(name, cols, overlap_only=overlap_only,
+                    ref = reference_rows_sql(room, name, cols, overlap_only=overlap_only,
                                         record_id=record_id)
                     fast = cut_rows_sql(room, name, cols, overlap_only=overlap_only,
                                         record_id=record_id)
@@ -67,7 +82,7 @@ def test_cached_cut_gives_the_reference_rows(demo_run, tmp_path, limit):
         assert uncut >= 2
         assert most(cut_rows_sql(room, "brand", [], overlap_only=False)) == min(limit, uncut)
     with cleanroom.open_collaboration(collab) as room:  # another process reads the same file
-        ref = room.rows_sql("brand", ["spend"], overlap_only=False)
+        ref = reference_rows_sql(room, "brand", ["spend"], overlap_only=False)
         assert rows(room, cut_rows_sql(room, "brand", ["spend"], overlap_only=False)) \
             == rows(room, ref)
 
@@ -87,8 +102,8 @@ def test_cached_cut_gives_the_reference_segments(demo_run, tmp_path, monkeypatch
         dims = [_analyses.Dimension.parse(b) for b in by]
         mets = [_analyses.Metric.parse(m) for m in metrics]
         fast, _ = _analyses.segments_with_people(room, dims, mets, people=False)
-        monkeypatch.setattr(_analyses, "cut_rows_sql", lambda room, name, cols, **kw:
-                            room.rows_sql(name, cols, **kw))
+        monkeypatch.setattr(room, "rows_sql", lambda name, cols, **kw:
+                            reference_rows_sql(room, name, cols, **kw))
         slow, _ = _analyses.segments_with_people(room, dims, mets, people=False)
     # the same segments and counts; float sums to the last bits (their order of addition is
     # DuckDB's, which varies between two runs of one query too)
@@ -104,7 +119,18 @@ def test_no_filter_when_no_one_is_over_the_limit(demo_run, tmp_path):
         assert dropped_records(room, "brand") is None
         fast = cut_rows_sql(room, "brand", ["spend"], overlap_only=True)
         assert "NOT IN" not in fast.text
-        assert rows(room, fast) == rows(room, room.rows_sql("brand", ["spend"],
+        assert rows(room, fast) == rows(room, reference_rows_sql(room, "brand", ["spend"],
                                                             overlap_only=True))
     cuts = collab.parent / ".cleanroom-privacy" / "cuts"
     assert all(p.stat().st_mode & 0o077 == 0 for p in cuts.rglob("*.parquet"))
+
+
+def test_analyst_sql_reads_the_cached_cut(demo_run, tmp_path):
+    """Analyst SQL (`rows_sql`, the analyses' source too) reads the cut listed once per
+    resolution: the same rows as the reference window, and no window in its text."""
+    collab = differential_demo(demo_run, tmp_path, 1)
+    with cleanroom.open_collaboration(collab) as room:
+        sql = room.rows_sql("brand", ["spend"], overlap_only=False, record_id="rid")
+        assert "NOT IN" in sql.text and " OVER (" not in sql.text
+        assert rows(room, sql) == rows(room, reference_rows_sql(
+            room, "brand", ["spend"], overlap_only=False, record_id="rid"))

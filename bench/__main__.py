@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 BENCHES = ("normalize", "tokenize", "engine", "query", "psi", "platform_export", "c3r", "serve",
-           "match", "privacy")
+           "match", "privacy", "audit")
 
 
 def main(argv: list[str]) -> int:

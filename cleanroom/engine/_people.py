@@ -52,7 +52,9 @@ _SECRET_BYTES = 32
 KEEP_OLD_SECONDS = 3600
 
 
-class _Room(Protocol):
+class RowsRoom(Protocol):
+    """What reading a room's rows needs: its collaboration, connection and resolution."""
+
     collaboration: Collaboration
 
     @property
@@ -196,7 +198,7 @@ class PeopleIndex:
 _INDEXES: weakref.WeakKeyDictionary[Any, PeopleIndex] = weakref.WeakKeyDictionary()
 
 
-def people_index(room: _Room) -> PeopleIndex:
+def people_index(room: RowsRoom) -> PeopleIndex:
     """The people index of the room's current resolution: loaded, or built once (and the
     registries grown) under the state folder's lock."""
     res = room.resolution()
@@ -222,7 +224,7 @@ def people_index(room: _Room) -> PeopleIndex:
     return index
 
 
-def _build(room: _Room, res: Resolution, state: Path, folder: Path) -> None:
+def _build(room: RowsRoom, res: Resolution, state: Path, folder: Path) -> None:
     """Compute every table's person ids (growing its registry) and the overlap's entities."""
     con = room.connection
     collab = room.collaboration

@@ -28,7 +28,7 @@ from cleanroom.config import Collaboration, Policy, Roster
 from cleanroom.privacy import BudgetLedger, Charge, DifferenceGuard, PrivacySettings, file_lock
 from protocols import CleanroomBug, atomic_path, fsync_path
 
-from ._people import KEEP_OLD_SECONDS, engine_secret, state_folder
+from ._people import KEEP_OLD_SECONDS, RowsRoom, engine_secret, state_folder
 from ._resolve import Resolution
 from ._sql import Sql, execute, quote_ident
 
@@ -147,20 +147,11 @@ def bounded_rows_sql(rows: Sql, *, columns: Sequence[str], record_id: str | None
                (*bound, *rows.params, salt, int(limit)))
 
 
-class _CutRoom(Protocol):
-    collaboration: Collaboration
+class _CutRoom(RowsRoom, Protocol):
+    """A room whose rows are cut: `RowsRoom` and its privacy state."""
 
     @property
     def privacy(self) -> RoomPrivacy: ...
-
-    @property
-    def connection(self) -> Any: ...
-
-    def resolution(self, *, refresh: bool = False) -> Resolution: ...
-
-    def entity_rows_sql(self, name: str, columns: Sequence[str], *, overlap_only: bool,
-                        record_id: str | None = None,
-                        token_columns: Sequence[str] = ()) -> Sql: ...
 
 
 def cut_rows_sql(room: _CutRoom, name: str, columns: Sequence[str], *, overlap_only: bool,

@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -307,15 +308,20 @@ def _write_scores(scores: Scores, path: Path, key: str) -> None:
     """Write the scored pairs (record keys and probabilities only) atomically, mode 0600;
     drop older scores."""
     meta = json.dumps({"scores_key": key, **scores.model})
+    _replace_cached(path, "the model's scores", lambda tmp: pq.write_table(
+        scores.pairs.replace_schema_metadata({_SCORES_META: meta}), tmp, compression="zstd"))
+
+
+def _replace_cached(path: Path, what: str, write: Callable[[Path], object]) -> None:
+    """Write a cache file with `write(temporary path)`, atomically and mode 0600; then drop
+    the older files of its kind (same name up to the first "-")."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with atomic_path(path, 0o600) as tmp:
-            pq.write_table(scores.pairs.replace_schema_metadata({_SCORES_META: meta}), tmp,
-                           compression="zstd")
+            write(tmp)
     except OSError as exc:
-        raise InputError(f"cannot write the model's scores ({exc.strerror})",
-                         file=os.fspath(path)) from None
-    for old in path.parent.glob("scores-*.parquet"):
+        raise InputError(f"cannot write {what} ({exc.strerror})", file=os.fspath(path)) from None
+    for old in path.parent.glob(f"{path.name.split('-', 1)[0]}-*.parquet"):
         if old != path:
             old.unlink(missing_ok=True)
 
@@ -430,16 +436,8 @@ def _write(con: duckdb.DuckDBPyConnection, res: Resolution, target: Path) -> Non
     """Write `_cr_ent` with the statistics in its metadata, atomically; drop older maps."""
     meta = json.dumps({"cache_key": res.cache_key, **res.to_dict(),
                        "scramble": list(res.scramble)})
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with atomic_path(target, 0o600) as tmp:
-            execute(con, Sql("COPY _cr_ent TO ? (FORMAT parquet, COMPRESSION zstd, "
-                             "KV_METADATA {cleanroom_resolution: ?})", (os.fspath(tmp), meta)))
-    except OSError as exc:
-        raise InputError(f"cannot write the entity map ({exc.strerror})",
-                         file=os.fspath(target)) from None
-    for old in target.parent.glob("resolution-*.parquet"):
-        if old != target:
-            old.unlink(missing_ok=True)
+    _replace_cached(target, "the entity map", lambda tmp: execute(con, Sql(
+        "COPY _cr_ent TO ? (FORMAT parquet, COMPRESSION zstd, KV_METADATA "
+        "{cleanroom_resolution: ?})", (os.fspath(tmp), meta))))
     execute(con, "DROP TABLE _cr_ent")
 

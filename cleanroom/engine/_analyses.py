@@ -58,10 +58,6 @@ class Room(Protocol):
     def rows_sql(self, name: str, columns: Sequence[str], *, overlap_only: bool,
                  record_id: str | None = None) -> Sql: ...
 
-    def entity_rows_sql(self, name: str, columns: Sequence[str], *, overlap_only: bool,
-                        record_id: str | None = None,
-                        token_columns: Sequence[str] = ()) -> Sql: ...
-
     def people_index(self) -> PeopleIndex: ...
 
     def noisy_overlap(self, member: str, request: dict[str, Any], dims: Sequence[Dimension],
@@ -268,12 +264,6 @@ def overlap(
     return result
 
 
-def _rows_sql(room: Room, name: str, columns: Sequence[str]) -> Sql:
-    """A table's overlapping rows as the analyses read them (in differential mode cut to each
-    person's contribution limit)."""
-    return room.rows_sql(name, columns, overlap_only=True)
-
-
 def _general_sql(room: Room, dims: Sequence[Dimension], mets: Sequence[Metric],
                  params: list[Any], people: bool = False) -> str:
     """Segments in general: distinct (entity, dimension values) from the dimension tables
@@ -290,7 +280,7 @@ def _general_sql(room: Room, dims: Sequence[Dimension], mets: Sequence[Metric],
         if t in dim_tables:
             cols = list(dict.fromkeys([d.column for d in dims if d.table == t]
                                       + [m.column for m in mets if m.table == t]))
-            sql = _rows_sql(room, t, cols)
+            sql = room.rows_sql(t, cols, overlap_only=True)
             params.extend(sql.params)
             renamed = ", ".join(["entity_id"] + [f"{quote_ident(c, cols)} AS c{i}"
                                                  for i, c in enumerate(cols)])
@@ -302,7 +292,7 @@ def _general_sql(room: Room, dims: Sequence[Dimension], mets: Sequence[Metric],
             renamed = ", ".join(["entity_id"] + [f"c{shared[t].index(c)} AS {alias}{i}"
                                                  for i, c in enumerate(cols)])
             return f"(SELECT {renamed} FROM r{list(shared).index(t)})"
-        sql = _rows_sql(room, t, cols)
+        sql = room.rows_sql(t, cols, overlap_only=True)
         params.extend(sql.params)
         renamed = ", ".join(["entity_id"] + [f"{quote_ident(c, cols)} AS {alias}{i}"
                                              for i, c in enumerate(cols)])
@@ -357,7 +347,7 @@ def _one_table_sql(room: Room, dims: Sequence[Dimension], mets: Sequence[Metric]
     so the general query's join gives each row once, in its own segment."""
     t = (dims[0] if dims else mets[0]).table
     cols = list(dict.fromkeys([d.column for d in dims] + [m.column for m in mets]))
-    sql = _rows_sql(room, t, cols)
+    sql = room.rows_sql(t, cols, overlap_only=True)
     params.extend(sql.params)
     renamed = ", ".join(["entity_id"] + [f"{quote_ident(c, cols)} AS y{i}"
                                          for i, c in enumerate(cols)])

@@ -278,24 +278,11 @@ class Registry:
 def person_keys(keys: np.ndarray, row_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each entity's key, as the sorted distinct keys and each entity's position in them;
     entities sharing a key (records with identical, unlinking tokens) use their row key."""
-    distinct, inverse, counts = _distinct(keys)
+    distinct, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
     shared = counts[inverse] > 1
     if shared.any():
-        distinct, inverse, _ = _distinct(np.where(shared, row_keys, keys))
+        distinct, inverse = np.unique(np.where(shared, row_keys, keys), return_inverse=True)
     return distinct, inverse
-
-
-def _distinct(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`np.unique(keys, return_inverse=True, return_counts=True)`, with one sort."""
-    order = np.argsort(keys)
-    ordered = keys[order]
-    first = np.empty(keys.size, dtype=bool)
-    first[:1] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
-    starts = np.flatnonzero(first)
-    inverse = np.empty(keys.size, dtype=np.intp)
-    inverse[order] = np.cumsum(first) - 1
-    return ordered[starts], inverse, np.diff(np.append(starts, keys.size))
 
 
 def assign_ids(distinct: np.ndarray, inverse: np.ndarray,

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
-import tempfile
 
 import pytest
+from _chromium import chromium, dump_dom
 
 from cleanroom.report import render_report, write_report
 
@@ -103,31 +101,12 @@ def test_the_page_references_nothing_outside_itself(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name != "report.html"]  # no temp left
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or \
-        shutil.which("google-chrome")
-
-
-def render_in_chromium(path: str) -> str:
-    """The DOM of `path` after headless Chromium rendered it (no network, no profile)."""
-    browser = _chromium()
-    assert browser is not None
-    with tempfile.TemporaryDirectory() as profile:
-        done = subprocess.run(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={profile}", "--dump-dom", f"file://{path}"],
-            capture_output=True, text=True, timeout=90, check=False)
-    assert done.returncode == 0, done.stderr[-500:]
-    return done.stdout
-
-
-@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed "
+@pytest.mark.skipif(chromium() is None, reason="chromium is not installed "
                     "(apt-get install chromium) - the browser rendering check is skipped")
 def test_chromium_renders_the_report_with_its_key_figures(tmp_path):
     out = tmp_path / "report.html"
     write_report(_data(), out)
-    dom = render_in_chromium(str(out))
+    dom = dump_dom(f"file://{out}")
     for text in ("20,012", "11,990", "3,874", "19.4%", "32.3%", "&lt; 50", "Audit trail"):
         assert text in dom, text
     assert dom.count("<svg") >= 3
@@ -193,7 +172,7 @@ def test_report_refuses_three_dimensions(collab, tmp_path):
     assert res.exit_code == 2 and "at most two --by" in res.output
 
 
-@pytest.mark.skipif(_chromium() is None, reason="chromium is not installed "
+@pytest.mark.skipif(chromium() is None, reason="chromium is not installed "
                     "(apt-get install chromium) - the browser rendering check is skipped")
 def test_chromium_renders_the_demo_report(collab, tmp_path):
     from click.testing import CliRunner
@@ -205,7 +184,7 @@ def test_chromium_renders_the_demo_report(collab, tmp_path):
                                     "--json"])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output)["summary"]
-    dom = render_in_chromium(str(out))
+    dom = dump_dom(f"file://{out}")
     assert "Audience overlap" in dom and "Rules in force" in dom and "Audit trail" in dom
     for text in (f"{summary['overlap']['entities']:,}",
                  f"{summary['tables']['brand']['entities']:,}",

@@ -1,13 +1,9 @@
-"""A real uvicorn server on a free loopback port, in a thread, stopped by the test itself; and
-headless Chromium to load its console pages."""
+"""A real uvicorn server on a free loopback port, in a thread, stopped by the test itself."""
 
 from __future__ import annotations
 
 import contextlib
-import shutil
 import socket
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -40,23 +36,3 @@ def serve_in_thread(app: ASGIApp, *, start_timeout: float = 5.0) -> Iterator[str
         thread.join(timeout=5)
         sock.close()
         assert not thread.is_alive(), "test server did not stop"
-
-
-def chromium() -> str | None:
-    """The headless browser to render console pages with, or None when none is installed."""
-    return shutil.which("chromium") or shutil.which("chromium-browser") or \
-        shutil.which("google-chrome")
-
-
-def dump_dom(url: str) -> str:
-    """The DOM of `url` after headless Chromium loaded it (fresh profile, no network else)."""
-    browser = chromium()
-    assert browser is not None
-    with tempfile.TemporaryDirectory() as profile:
-        done = subprocess.run(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={profile}", "--dump-dom", url],
-            capture_output=True, text=True, timeout=90, check=False)
-    assert done.returncode == 0, done.stderr[-500:]
-    return done.stdout

@@ -8,8 +8,8 @@ import json
 
 import httpx
 import pytest
+from _chromium import chromium, dump_dom
 from _room_fixture import local_copy, make_room, served
-from _server_harness import chromium, dump_dom
 from click.testing import CliRunner
 
 from cleanroom.cli import main

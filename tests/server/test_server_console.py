@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from _chromium import chromium, dump_dom
 from _room_fixture import make_room, served
-from _server_harness import chromium, dump_dom
 
 from cleanroom.server import COOKIE
 

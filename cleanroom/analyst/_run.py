@@ -177,8 +177,8 @@ def _difference_check(
     flat = np.asarray(lists.flatten(), dtype=np.int64)
     offsets = np.asarray(lists.offsets)
     members = {i: flat[offsets[k]:offsets[k + 1]] for k, i in enumerate(ids)}
-    people = [privacy.people.row(np.unique(np.concatenate(
-        [members[i] for i in g] or [np.zeros(0, np.int64)])), query.tables) for g in groups]
+    people = privacy.people.rows([np.unique(np.concatenate(
+        [members[i] for i in g] or [np.zeros(0, np.int64)])) for g in groups], query.tables)
     verdict = privacy.guard.check_and_remember(people, p.minimum)
     keep = [i for i in verdict.accepted if groups[i]]  # a row no group gives: fail closed
     return [rows[i] for i in keep], [groups[i] for i in keep], len(rows) - len(keep)

@@ -232,10 +232,11 @@ def overlap(
                 rows.append(("segments", people[i] if checks else None))
     withheld = 0
     if index is not None and rows:
-        everyone = tuple(room.collaboration.tables)
+        segment_people = iter(index.rows([key for kind, key in rows if kind == "segments"],
+                                         room.collaboration.tables))
         verdict = room.privacy.guard.check_and_remember([
             index.table(key) if kind == "tables" else index.overlap() if kind == "overlap"
-            else index.links(key) if kind == "links" else index.row(key, everyone)
+            else index.links(key) if kind == "links" else next(segment_people)
             for kind, key in rows], minimum)
         withheld = verdict.suppressed_count
         gone = set(verdict.suppressed)

@@ -16,8 +16,8 @@ and an id says nothing about a token, a row or an entity. Each table has its own
 row's people are given per table (see `DifferenceGuard`), so an owner rewriting its own table
 cannot disguise who is in a row as the other tables know them.
 
-Per resolution, the entity → id map of each table (sorted numpy arrays) and the people of the
-overlap summary rows are kept beside the registries, in `.cleanroom-privacy/people/r2-<key>/`
+Per resolution, each table's person ids by entity label (see `PeopleIndex`) and the people of
+the summary rows are kept beside the registries, in `.cleanroom-privacy/people/r3-<key>/`
 (derived from them, so they live and go with them); the registry, the salt and the
 difference memories live in `.cleanroom-privacy/` and must not be deleted.
 """
@@ -29,6 +29,7 @@ import os
 import time
 import weakref
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -42,7 +43,7 @@ from cleanroom.config import Collaboration, Roster
 from cleanroom.privacy import PeopleSet, file_lock, people_set, write_durably
 from protocols import KeyMaterialError, PolicyRefusal, atomic_path, fsync_path
 
-from ._resolve import Resolution
+from ._resolve import NODE_SHIFT, Resolution, unscramble
 from ._sql import Sql, execute, quote_ident
 
 STATE_DIR = ".cleanroom-privacy"
@@ -94,107 +95,99 @@ def engine_secret(folder: Path) -> bytes:
     raise KeyMaterialError(f"{STATE_DIR}/{_SECRET} is damaged (not {_SECRET_BYTES} bytes)")
 
 
-@dataclass(frozen=True)
-class _Map:
-    """Entity id → person id for one table (both sorted by entity id)."""
-
-    entities: np.ndarray
-    people: np.ndarray
-
-    def at(self, entity_ids: np.ndarray) -> np.ndarray:
-        """Positions of these entities (sorted first unless they come sorted: a set's order
-        does not matter, and sorted needles make the binary searches walk the array once)."""
-        needles = entity_ids
-        if needles.size > 1 and not bool(np.all(needles[1:] >= needles[:-1])):
-            needles = np.sort(needles)
-        at = np.searchsorted(self.entities, needles)
-        at[at >= len(self.entities)] = 0
-        if needles.size and not np.array_equal(self.entities[at], needles):
-            raise PolicyRefusal("difference_check", "an answer's people are not in the "
-                                "people index of this resolution; nothing can be checked")
-        return at
-
-    def ids(self, entity_ids: np.ndarray) -> np.ndarray:
-        """Person ids of these entities (each must have records in the table)."""
-        return self.people[self.at(entity_ids)]
-
-
 class PeopleIndex:
-    """The stable person ids of one resolution, per table, and the summary rows' people."""
+    """The stable person ids of one resolution, per table, and the summary rows' people.
 
-    def __init__(self, folder: Path, tables: Sequence[str], rules: Sequence[str]) -> None:
+    An entity's id is its label (a record position: table index << 40 + row number) put
+    through the resolution's keyed bijection, so the engine inverts it and reads the person
+    id at the label's position: for each table t and each label table s, an array over s's
+    rows (`t<t>.by<s>.npy`, the largest value where no entity is labelled). No search, no
+    sort: an answer's people cost one gather per table."""
+
+    def __init__(self, folder: Path, tables: Sequence[str], rules: Sequence[str],
+                 scramble: Sequence[int]) -> None:
         self.folder, self.tables, self.rules = folder, tuple(tables), tuple(rules)
-        self._maps: dict[str, _Map] = {}
+        self.scramble = tuple(scramble)
+        self._arrays: dict[tuple[int, int], np.ndarray | None] = {}
         self._sets: dict[str, PeopleSet] = {}
-        self._overlap: tuple[np.ndarray, dict[str, np.ndarray]] | None = None
 
-    def _overlap_map(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """The overlapping entities (sorted) and their person ids in each table."""
-        if self._overlap is None:
-            ents = np.load(self.folder / "overlap.entities.npy", mmap_mode="r")
-            self._overlap = ents, {t: np.load(self.folder / f"overlap.p{i}.npy", mmap_mode="r")
-                                   for i, t in enumerate(self.tables)}
-        return self._overlap
+    def _by(self, t: int, s: int) -> np.ndarray | None:
+        """Person ids in table t of the entities labelled by table s's rows (None: none)."""
+        if (t, s) not in self._arrays:
+            path = self.folder / f"t{t}.by{s}.npy"
+            self._arrays[t, s] = np.load(path) if path.exists() else None  # read once
+        return self._arrays[t, s]
 
-    def _map(self, table: str) -> _Map:
-        if table not in self._maps:
-            i = self.tables.index(table)
-            self._maps[table] = _Map(np.load(self.folder / f"t{i}.entities.npy", mmap_mode="r"),
-                                     np.load(self.folder / f"t{i}.people.npy", mmap_mode="r"))
-        return self._maps[table]
+    def ids(self, table: str, entity_ids: np.ndarray) -> np.ndarray:
+        """Person ids (uint64) in `table` of these entities (each must have records there)."""
+        labels = unscramble(np.asarray(entity_ids, dtype=np.int64), self.scramble)
+        sources, rows = labels >> NODE_SHIFT, labels & ((1 << NODE_SHIFT) - 1)
+        out = np.empty(labels.size, dtype=np.uint64)
+        if not labels.size:
+            return out
+        t = self.tables.index(table)
+        first = int(sources[0])
+        same = bool(np.all(sources == first))
+        for s in [first] if same else np.unique(sources).tolist():
+            where = slice(None) if same else np.flatnonzero(sources == s)
+            by = self._by(t, s) if 0 <= s < len(self.tables) else None
+            at = rows[where]
+            if by is None or int(at.max()) >= by.size:
+                raise _unindexed()
+            got = by[at]
+            if bool(np.any(got == np.iinfo(by.dtype).max)):
+                raise _unindexed()
+            out[where] = got
+        return out
 
-    def _set(self, name: str, make: Any) -> PeopleSet:
-        """A summary row's people: from its file (written when the index was built)."""
+    def _set(self, name: str) -> PeopleSet:
+        """A summary row's people, written when the index was built."""
         if name not in self._sets:
-            path = self.folder / f"{name}.roaring"
-            self._sets[name] = FrozenBitMap64.deserialize(path.read_bytes()) \
-                if path.exists() else FrozenBitMap64(make())
+            self._sets[name] = FrozenBitMap64.deserialize((self.folder / f"{name}.roaring")
+                                                          .read_bytes())
         return self._sets[name]
-
-    def save_summaries(self) -> None:
-        """Write the overlap's person ids and every summary row's people once, at build time
-        (so answers only read)."""
-        ents = np.load(self.folder / "overlap.entities.npy")
-        for i, t in enumerate(self.tables):
-            _save(self.folder / f"overlap.p{i}.npy", self._map(t).ids(ents))
-        sets = {**{f"table{i}": self.table(t)[t] for i, t in enumerate(self.tables)},
-                **{f"overlap{i}": v for i, v in enumerate(self.overlap().values())}}
-        for r, rule in enumerate(self.rules):
-            sets.update({f"links{r}.{i}": v for i, v in enumerate(self.links(rule).values())})
-        for name, people in sets.items():
-            write_durably(self.folder / f"{name}.roaring", people.serialize())
 
     def row(self, entity_ids: np.ndarray, tables: Iterable[str]) -> dict[str, PeopleSet]:
         """The people of a row of these entities, as each of `tables` knows them."""
-        ents = np.asarray(entity_ids, dtype=np.int64)
+        return self.rows([entity_ids], tables)[0]
+
+    def rows(self, entity_ids: Sequence[np.ndarray],
+             tables: Iterable[str]) -> list[dict[str, PeopleSet]]:
+        """`row` for many rows, their sets built on every core (numpy releases the GIL)."""
         names = tuple(tables)
-        if set(names) == set(self.tables):  # in every table: the overlap's smaller map
-            overlap, ids = self._overlap_map()
-            at = _Map(overlap, overlap).at(ents)
-            return {t: people_set(ids[t][at]) for t in names}
-        return {t: people_set(self._map(t).ids(ents)) for t in names}
+        jobs = [(np.asarray(ents, dtype=np.int64), t) for ents in entity_ids for t in names]
+        workers = min(len(jobs), os.cpu_count() or 1)
+        if workers > 1 and sum(e.size for e, _ in jobs) > _PARALLEL_AFTER:
+            for t in names:  # read the arrays first, once, not in racing threads
+                for s in range(len(self.tables)):
+                    self._by(self.tables.index(t), s)
+            with ThreadPoolExecutor(workers) as pool:
+                sets = list(pool.map(lambda job: people_set(self.ids(job[1], job[0])), jobs))
+        else:
+            sets = [people_set(self.ids(t, ents)) for ents, t in jobs]
+        return [dict(zip(names, sets[k:k + len(names)], strict=True))
+                for k in range(0, len(sets), len(names))]
 
     def table(self, table: str) -> dict[str, PeopleSet]:
         """Everyone with records in `table` (the `tables.<t>` summary row)."""
-        i = self.tables.index(table)
-        return {table: self._set(f"table{i}", lambda: people_set(
-            np.asarray(self._map(table).people)))}
+        return {table: self._set(f"table{self.tables.index(table)}")}
 
     def overlap(self) -> dict[str, PeopleSet]:
         """The people in every table (the `overlap` row), as each table knows them."""
-        _, ids = self._overlap_map()
-        return {t: self._set(f"overlap{i}", lambda t=t: people_set(np.asarray(ids[t])))
-                for i, t in enumerate(self.tables)}
+        return {t: self._set(f"overlap{i}") for i, t in enumerate(self.tables)}
 
     def links(self, rule: str) -> dict[str, PeopleSet]:
         """The overlapping people linked by `rule` (a `links_by_rule` row)."""
         r = self.rules.index(rule)
-        _, ids = self._overlap_map()
-        mine = np.load(self.folder / "overlap.rules.npy", mmap_mode="r") == r
-        return {t: self._set(f"links{r}.{i}", lambda t=t: people_set(np.asarray(ids[t][mine])))
-                for i, t in enumerate(self.tables)}
+        return {t: self._set(f"links{r}.{i}") for i, t in enumerate(self.tables)}
 
 
+def _unindexed() -> PolicyRefusal:
+    return PolicyRefusal("difference_check", "an answer's people are not in the people index "
+                         "of this resolution; nothing can be checked")
+
+
+_PARALLEL_AFTER = 100_000  # entity ids in all rows together, from which threads pay off
 _INDEXES: weakref.WeakKeyDictionary[Any, PeopleIndex] = weakref.WeakKeyDictionary()
 
 
@@ -205,16 +198,15 @@ def people_index(room: RowsRoom) -> PeopleIndex:
     collab = room.collaboration
     tables = tuple(collab.tables)
     state = state_folder(collab) / "people"
-    folder = state / f"r2-{res.cache_key[:24]}"
+    folder = state / f"r3-{res.cache_key[:24]}"
     known = _INDEXES.get(room)
     if known is not None and known.folder == folder:
         return known
-    index = PeopleIndex(folder, tables, tuple(res.links_by_rule))
+    index = PeopleIndex(folder, tables, tuple(res.links_by_rule), res.scramble)
     if not (folder / "done").exists():
         with file_lock(state / "lock", exclusive=True):
             if not (folder / "done").exists():
-                _build(room, res, state, folder)
-                index.save_summaries()
+                _build(room, res, state, index)
                 write_durably(folder / "done", b"")
                 for old in state.glob("r*-*"):  # an hour's grace for answers still reading
                     if old != folder and old.is_dir() and \
@@ -224,13 +216,16 @@ def people_index(room: RowsRoom) -> PeopleIndex:
     return index
 
 
-def _build(room: RowsRoom, res: Resolution, state: Path, folder: Path) -> None:
-    """Compute every table's person ids (growing its registry) and the overlap's entities."""
+def _build(room: RowsRoom, res: Resolution, state: Path, index: PeopleIndex) -> None:
+    """Compute every table's person ids (growing its registry), write them by label, and
+    the summary rows' people (so answers only read)."""
     con = room.connection
     collab = room.collaboration
     salt = engine_secret(state.parent)
     _check_key_function(con, state, salt)
+    folder = index.folder
     folder.mkdir(parents=True, exist_ok=True)
+    sets: dict[str, PeopleSet] = {}
     for i, (name, table) in enumerate(collab.tables.items()):
         joins = list(table.policy.join_columns)
         fallback = "row_id" if "row_id" in pq.read_schema(table.tokens).names else None
@@ -242,7 +237,7 @@ def _build(room: RowsRoom, res: Resolution, state: Path, folder: Path) -> None:
             "SELECT r.entity_id AS eid, "
             f"min(hash(CAST(? AS BLOB), ?, {toks})) AS k, "
             f"min(hash(CAST(? AS BLOB), ?, 'row', {row})) AS k2 "
-            f"FROM ({rows.text}) r GROUP BY r.entity_id ORDER BY eid",  # sorted in parallel
+            f"FROM ({rows.text}) r GROUP BY r.entity_id",
             (salt, name, salt, name, *rows.params))).fetchnumpy()
         eids = np.asarray(got["eid"], dtype=np.int64)
         keys = person_keys(np.asarray(got["k"], dtype=np.uint64),
@@ -252,14 +247,43 @@ def _build(room: RowsRoom, res: Resolution, state: Path, folder: Path) -> None:
         ids, grown = assign_ids(*keys, read_registry(registry))
         if grown is not None:  # new people: the registry grows (ids never change)
             write_registry(registry, grown)
-        _save(folder / f"t{i}.entities.npy", eids)
-        _save(folder / f"t{i}.people.npy", ids)
+        labels = unscramble(eids, res.scramble)
+        for s, (at, found) in _by_label(labels, ids, len(collab.tables)).items():
+            _save(folder / f"t{i}.by{s}.npy", _positional(at, found))
+        sets[f"table{i}"] = people_set(ids)
     got = execute(con, Sql(
         "SELECT entity_id AS eid, CAST(coalesce(min(rule), -1) AS SMALLINT) AS rule "
-        "FROM read_parquet(?) WHERE n_tables = ? GROUP BY entity_id ORDER BY entity_id",
+        "FROM read_parquet(?) WHERE n_tables = ? GROUP BY entity_id",
         (os.fspath(res.path), len(collab.tables)))).fetchnumpy()
-    _save(folder / "overlap.entities.npy", np.asarray(got["eid"], dtype=np.int64))
-    _save(folder / "overlap.rules.npy", np.asarray(got["rule"], dtype=np.int16))
+    ents = np.asarray(got["eid"], dtype=np.int64)
+    rules = np.asarray(got["rule"], dtype=np.int16)
+    for i, t in enumerate(collab.tables):
+        ids = index.ids(t, ents)
+        sets[f"overlap{i}"] = people_set(ids)
+        sets.update({f"links{r}.{i}": people_set(ids[rules == r])
+                     for r in range(len(index.rules))})
+    for set_name, people in sets.items():
+        write_durably(folder / f"{set_name}.roaring", people.serialize())
+
+
+def _by_label(labels: np.ndarray, ids: np.ndarray,
+             tables: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Split entities by the table of their label: table index → (row numbers, person ids)."""
+    sources = labels >> NODE_SHIFT
+    if labels.size and (int(sources.min()) < 0 or int(sources.max()) >= tables):
+        raise PolicyRefusal("difference_check", "an entity id of this resolution has no "
+                            "record position; the people index cannot be built")
+    rows = labels & ((1 << NODE_SHIFT) - 1)
+    return {s: (rows[sources == s], ids[sources == s]) for s in np.unique(sources).tolist()}
+
+
+def _positional(rows: np.ndarray, people: np.ndarray) -> np.ndarray:
+    """An array over row numbers holding each row's person id, the dtype's largest value
+    elsewhere (uint32 while ids fit: half the size)."""
+    dtype = np.uint32 if not people.size or int(people.max()) < 2**32 - 1 else np.uint64
+    out = np.full(int(rows.max()) + 1 if rows.size else 0, np.iinfo(dtype).max, dtype=dtype)
+    out[rows] = people
+    return out
 
 
 @dataclass(frozen=True)

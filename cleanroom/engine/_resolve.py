@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -208,6 +209,20 @@ def scramble_sql(expr: str, key: Sequence[int]) -> str:
     y2 = f"xor({y1}, ({y1}) >> 24)"
     y3 = f"(({y2}) * CAST({c2} AS UBIGINT)) & CAST({mask} AS UBIGINT)"
     return f"CAST(xor({y3}, ({y3}) >> 24) AS BIGINT)"
+
+
+def unscramble(entity_ids: np.ndarray, key: Sequence[int]) -> np.ndarray:
+    """The labels (nodes) behind entity ids: `scramble_sql`'s inverse, in numpy (the engine
+    keeps the key; it maps an answer's entities to per-row arrays without a search)."""
+    k, c1, c2 = (int(x) for x in key)
+    mask = np.uint64((1 << 48) - 1)
+    shift = np.uint64(24)
+    y3 = np.asarray(entity_ids).astype(np.uint64)
+    y3 ^= y3 >> shift
+    y2 = (y3 * np.uint64(pow(c2, -1, 1 << 48))) & mask
+    y2 ^= y2 >> shift
+    y0 = (y2 * np.uint64(pow(c1, -1, 1 << 48))) & mask
+    return (y0 ^ np.uint64(k)).astype(np.int64)
 
 
 def new_scramble_key() -> tuple[int, int, int]:

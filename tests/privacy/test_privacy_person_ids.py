@@ -119,9 +119,58 @@ def test_engine_ids_match_the_sql_rule_on_the_demo(demo_run, tmp_path):
                 "HAVING count(*) > 1) SELECT p.eid, CASE WHEN d.k IS NULL THEN p.k ELSE p.k2 "
                 "END FROM p LEFT JOIN d ON d.k = p.k",
                 [salt, name, salt, name, *rows.params]).fetchall())
-            ents = np.load(index.folder / f"t{i}.entities.npy")
-            ids = np.load(index.folder / f"t{i}.people.npy")
-            assert sorted(want) == ents.tolist()
+            ents = np.array(sorted(want), dtype=np.int64)
+            ids = index.ids(name, ents)
             pairs = {(want[e], p) for e, p in zip(ents.tolist(), ids.tolist(), strict=True)}
             assert len(pairs) == len({k for k, _ in pairs}) == len({p for _, p in pairs})
             assert sorted({p for _, p in pairs}) == list(range(len(pairs)))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_unscramble_inverts_the_sql_scramble(seed):
+    """The engine reads person ids by entity label: `unscramble` must give back exactly the
+    record positions DuckDB's `scramble_sql` turned into entity ids, edges included."""
+    import duckdb
+
+    from cleanroom.engine._resolve import new_scramble_key, scramble_sql, unscramble
+
+    rng = np.random.default_rng(seed)
+    key = new_scramble_key()
+    nodes = np.concatenate([rng.integers(0, 8 << 40, 5000), [0, (1 << 48) - 1, 1 << 40]])
+    con = duckdb.connect()
+    con.register("n", pa.table({"node": nodes}))
+    ids = con.execute(f"SELECT {scramble_sql('node', key)} AS e FROM n").fetchnumpy()["e"]
+    assert len(set(ids.tolist())) == len(set(nodes.tolist()))  # a bijection
+    assert unscramble(np.asarray(ids), key).tolist() == nodes.tolist()
+
+
+def test_people_of_unknown_entities_are_refused(demo_run, tmp_path):
+    """An entity id that is not of this resolution (a forged or stale one: its label falls
+    outside every table, past a table's rows, or on a row that labels no entity of that
+    table) refuses the check rather than guessing whom it stands for."""
+    import shutil
+
+    import cleanroom
+    from cleanroom.engine._resolve import NODE_SHIFT, scramble_sql
+    from protocols import PolicyRefusal
+
+    target = tmp_path / "cleanroom"
+    shutil.copytree(demo_run / "cleanroom", target,
+                    ignore=shutil.ignore_patterns(".cleanroom-privacy", "audit.jsonl"))
+    with cleanroom.open_collaboration(target / "collaboration.toml") as room:
+        index = room.people_index()
+        key = room.resolution().scramble
+        brand_only = room.connection.execute(
+            "SELECT entity_id FROM read_parquet(?) WHERE t = 1 AND n_tables = 1 LIMIT 1",
+            [str(room.resolution().path)]).fetchone()
+        assert brand_only is not None
+        known = index.ids("brand", np.array([brand_only[0]]))
+        assert known.size == 1
+        with pytest.raises(PolicyRefusal) as exc:  # an entity without airline records
+            index.ids("airline", np.array([brand_only[0]]))
+        assert exc.value.rule == "difference_check"
+        for label in (7 << NODE_SHIFT, (1 << NODE_SHIFT) - 1):  # no such table; no such row
+            forged = room.connection.execute(f"SELECT {scramble_sql(str(label), key)}").fetchone()
+            assert forged is not None
+            with pytest.raises(PolicyRefusal):
+                index.row(np.array([forged[0]]), ("airline", "brand"))

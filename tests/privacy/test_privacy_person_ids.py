@@ -107,7 +107,7 @@ def test_engine_ids_match_the_sql_rule_on_the_demo(demo_run, tmp_path):
     with cleanroom.open_collaboration(target / "collaboration.toml") as room:
         index = room.people_index()
         salt = engine_secret(state_folder(room.collaboration))
-        for i, (name, table) in enumerate(room.collaboration.tables.items()):
+        for name, table in room.collaboration.tables.items():
             joins = list(table.policy.join_columns)
             rows = room.entity_rows_sql(name, [], overlap_only=False, record_id="_cr_rid",
                                         token_columns=[*joins, "row_id"])

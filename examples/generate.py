@@ -426,8 +426,10 @@ def _brand(
     spend = (rng.lognormal(4.6, 0.8, n) * boost).round(2)
     dob = rows["dob"].to_numpy(dtype=object).copy()
     dob[rng.random(n) < 0.40] = None
+    space = 10**7 if n <= 10**7 else 10**8  # 7 digits up to 10M customers, then 8
+    digits = len(str(space)) - 1
     return pd.DataFrame({
-        "customer_id": [f"C-{v:07d}" for v in rng.choice(10**7, n, replace=False)],
+        "customer_id": [f"C-{v:0{digits}d}" for v in rng.choice(space, n, replace=False)],
         "email": rows["email"], "phone": rows["phone"],
         "first_name": rows["first_name"], "last_name": rows["last_name"],
         "dob": dob, "postal_code": rows["postal_code"],

@@ -25,8 +25,9 @@ pairs of the name rule grow with the square of the records (1M x 1M demo parties
 from first + last name alone; 1.9M with the cap of 10).
 
 Tokens are compacted to 64-bit integers before Splink sees them (DuckDB `hash()` of the token,
-null kept null): equality on integers joins faster than on 32-byte blobs, and two distinct
-tokens of one column share a hash with probability about n^2 / 2^65 (3e-4 for 10^8 values), an
+null kept null; columns that are 64-bit integers already are taken as they are): equality
+on integers joins faster than on 32-byte blobs, and two distinct tokens of one column share
+a hash with probability about n^2 / 2^65 (3e-4 for 10^8 values), an
 event that only adds one spurious agreement on one field.
 """
 
@@ -140,10 +141,10 @@ class ProbabilisticOptions:
 class ProbabilisticResult:
     """Clusters of records, the trained model's weights, and the scored pairs kept.
 
-    `clusters` has columns (key, source, cluster_id): cluster_id is an int64, the same for
-    every record of one cluster and equal to no other cluster's. `pairs` holds the pairs
-    scoring at least `keep_pairs_above`, by position in `clusters` (left_id, right_id), so
-    `clusters_at(t)` re-clusters at another threshold without training again.
+    `clusters` has columns key and source (as the input gave them) and cluster_id, an int64,
+    the same for every record of one cluster and equal to no other cluster's. `pairs` holds
+    the pairs scoring at least `keep_pairs_above`, by position in `clusters` (left_id,
+    right_id), so `clusters_at(t)` re-clusters at another threshold without training again.
     """
 
     clusters: pa.Table
@@ -210,8 +211,9 @@ def resolve_probabilistic(con: duckdb.DuckDBPyConnection, table: str, *,
     sample of record positions).
     """
     opts = options or ProbabilisticOptions()
-    columns = [r[0] for r in con.execute(
-        "SELECT column_name FROM (DESCRIBE SELECT * FROM query_table(?))", [table]).fetchall()]
+    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM "
+                             "query_table(?))", [table]).fetchall())
+    columns = list(types)
     for needed in (key, source):
         if needed not in columns:
             raise ConfigError(f"the records table has no column {needed!r}", key="key")
@@ -229,11 +231,12 @@ def resolve_probabilistic(con: duckdb.DuckDBPyConnection, table: str, *,
                           key="blocking")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    compact = [f"CASE WHEN {_q(c)} IS NULL THEN NULL ELSE hash({_q(c)}) END AS {_q(c)}"
+    compact = [_q(c) if types[c] in _INTEGERS  # tokens already compacted by the caller
+               else f"CASE WHEN {_q(c)} IS NULL THEN NULL ELSE hash({_q(c)}) END AS {_q(c)}"
                for c in used]
     keys = _block_keys(blocking, opts.max_block_size)
     records = con.sql(
-        f"SELECT CAST({_q(key)} AS VARCHAR) AS key, CAST({_q(source)} AS VARCHAR) AS source, "
+        f"SELECT {_q(key)} AS key, {_q(source)} AS source, "
         f"{', '.join(compact + [sql for sql, _ in keys.values()])} FROM query_table($1)",
         params=[table]).to_arrow_table()
     if opts.max_block_size is not None:
@@ -249,6 +252,9 @@ def resolve_probabilistic(con: duckdb.DuckDBPyConnection, table: str, *,
     timings["total"] = time.perf_counter() - t0
     return ProbabilisticResult(clusters, pairs, weights, specs, blocking, opts.threshold,
                                prior, timings)
+
+
+_INTEGERS = ("UBIGINT", "BIGINT")  # token columns taken as 64-bit hashes already
 
 
 def _q(name: str) -> str:

@@ -225,6 +225,7 @@ def resolve_probabilistic_tables(
         raise ConfigError(f"entity resolution handles at most {MAX_TABLES} tables")
     t0 = time.perf_counter()
     ignored = _records(con, plan, matching.max_records_per_token)
+    steps = {"records": time.perf_counter() - t0}
     threshold = _threshold(matching)
     spath = cache_dir / f"scores-{skey[:24]}.parquet"
     scores = _load_scores(spath, skey) if use_cache else None
@@ -234,8 +235,12 @@ def resolve_probabilistic_tables(
         _write_scores(scores, spath, skey)
     nodes = np.sort(execute(con, f"SELECT record_key FROM {_RECORDS}").fetchnumpy()[
         "record_key"].astype(np.int64))
+    t = time.perf_counter()
     labels = _link(con, plan, nodes, scores.pairs, threshold)
+    steps["link"] = time.perf_counter() - t
+    t = time.perf_counter()
     res = _entity_map(con, plan, nodes, labels, key, target, ignored)
+    steps["entity_map"] = time.perf_counter() - t
     matching_doc = {
         "method": "probabilistic", "threshold": threshold,
         "fields": [f.name for f in plan.fields],
@@ -245,7 +250,7 @@ def resolve_probabilistic_tables(
             scores.model["probability_two_random_records_match"],
         "always_link": [c for c in ALWAYS_LINK if c in plan.columns],
         "scores_from_cache": from_cache,
-        "timings": {**scores.model["timings"], "total": time.perf_counter() - t0},
+        "timings": {**steps, **scores.model["timings"], "total": time.perf_counter() - t0},
     }
     res = Resolution(path=res.path, cache_key=key, tables=res.tables,
                      overlap_entities=res.overlap_entities, links_by_rule=res.links_by_rule,

@@ -224,16 +224,31 @@ def overlap(
     links = {r: c for r, c in res.links_by_rule.items() if ok(c)}
     rows += [("links", r) for r in links]
     segments: list[dict[str, Any]] = []
+    # a question asked before in this resolution: its rows' people are known (not listed again)
+    question = (tuple(map(str, dims)), tuple(m.text for m in mets))
+    known = index.answered(question) if index is not None and (dims or mets) else None
     if dims or mets:
-        found, people = segments_with_people(room, dims, mets, people=checks)
+        found, people = segments_with_people(room, dims, mets,
+                                             people=checks and known is None)
         for i, row in enumerate(found):
             if ok(row["entities"]):
                 segments.append(row)
-                rows.append(("segments", people[i] if checks else None))
+                rows.append(("segments", people[i] if people else _segment_key(row, dims)))
     withheld = 0
     if index is not None and rows:
-        segment_people = iter(index.rows([key for kind, key in rows if kind == "segments"],
-                                         room.collaboration.tables))
+        listed = [key for kind, key in rows if kind == "segments"]
+        if known is not None and not all(key in known for key in listed):
+            found, people = segments_with_people(room, dims, mets, people=True)  # data moved
+            lists = {_segment_key(row, dims): ids for row, ids in zip(found, people, strict=True)}
+            listed = [lists[key] for key in listed]
+            known = None
+        if known is None:
+            made = index.rows(listed, room.collaboration.tables)
+            index.remember_answer(question, {_segment_key(row, dims): sets for row, sets
+                                             in zip(segments, made, strict=True)})
+        else:
+            made = [known[key] for key in listed]
+        segment_people = iter(made)
         verdict = room.privacy.guard.check_and_remember([
             index.table(key) if kind == "tables" else index.overlap() if kind == "overlap"
             else index.links(key) if kind == "links" else next(segment_people)
@@ -263,6 +278,11 @@ def overlap(
                       rows_returned=kept, rows_suppressed=suppressed + withheld,
                       extra={"difference_suppressed": withheld} if checks else None)
     return result
+
+
+def _segment_key(row: dict[str, Any], dims: Sequence[Dimension]) -> tuple[Any, ...]:
+    """A segment row's dimension values (what its people depend on)."""
+    return tuple(row[str(d)] for d in dims)
 
 
 def _general_sql(room: Room, dims: Sequence[Dimension], mets: Sequence[Metric],

@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +113,32 @@ class PeopleIndex:
         self.scramble = tuple(scramble)
         self._arrays: dict[int, np.ndarray | None] = {}
         self._sets: dict[str, PeopleSet] = {}
+        self._answers: OrderedDict[Hashable, dict[Hashable, dict[str, PeopleSet]]] = \
+            OrderedDict()
+        self._lock = threading.Lock()
+
+    def answered(self, question: Hashable) -> dict[Hashable, dict[str, PeopleSet]] | None:
+        """The people of the rows of a question answered before in this resolution (by row
+        key), or None. The rows' people depend only on the tokens and the attributes, which
+        the resolution's key covers; so asking again checks the same sets against the
+        memory without listing everyone again."""
+        with self._lock:
+            known = self._answers.get(question)
+            if known is not None:
+                self._answers.move_to_end(question)
+            return known
+
+    def remember_answer(self, question: Hashable,
+                        rows: dict[Hashable, dict[str, PeopleSet]]) -> None:
+        """Keep a question's rows' people (the last `ANSWERS_KEPT` questions)."""
+        frozen: dict[Hashable, dict[str, PeopleSet]] = {
+            key: {t: FrozenBitMap64(people) for t, people in sets.items()}
+            for key, sets in rows.items()}
+        with self._lock:
+            self._answers[question] = frozen
+            self._answers.move_to_end(question)
+            while len(self._answers) > ANSWERS_KEPT:
+                self._answers.popitem(last=False)
 
     def _by(self, s: int) -> np.ndarray | None:
         """Person ids (one column per table) of the entities labelled by table s's rows."""
@@ -204,6 +232,7 @@ def _unindexed() -> PolicyRefusal:
                          "of this resolution; nothing can be checked")
 
 
+ANSWERS_KEPT = 32  # questions whose rows' people an index keeps (a dashboard's worth)
 _PARALLEL_AFTER = 100_000  # entity ids in all rows together, from which threads pay off
 _INDEXES: weakref.WeakKeyDictionary[Any, PeopleIndex] = weakref.WeakKeyDictionary()
 

@@ -268,6 +268,36 @@ def test_attacks_through_overlap_by_are_withheld(regrouped, tmp_path, coarse_fir
     assert last_audit(collab)["rule"] == "difference_check"
 
 
+def test_a_question_asked_again_in_one_room_reuses_its_people_and_still_guards(
+        regrouped, tmp_path, monkeypatch):
+    """A long-lived room (the server's) answers a repeated question without listing its
+    people again: the same sets are checked and remembered, so the answer is the same and
+    an attack that follows is still withheld."""
+    from cleanroom.engine import _analyses
+
+    collab = _fresh(regrouped.parent.parent, tmp_path)
+    listed: list[bool] = []
+    real = _analyses.segments_with_people
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        listed.append(bool(kwargs.get("people")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_analyses, "segments_with_people", spy)
+    honest = {"by": ["airline.tier", "brand.category"], "metrics": ["SUM(brand.spend)"]}
+    with cleanroom.open_collaboration(collab) as room:
+        first = room.overlap("airline", **honest).to_dict()
+        again = room.overlap("airline", **honest).to_dict()
+        assert listed == [True, False]
+        assert again["segments"] == first["segments"] and withheld(again) == 0
+        assert ("Basic", "Apparel") in _cells(again, "airline.tier", "brand.category")
+        attack = room.overlap("airline", by=["airline.grp2", "brand.category"],
+                              metrics=["SUM(brand.spend)"]).to_dict()
+    assert ("BP", "Apparel") not in _cells(attack, "airline.grp2", "brand.category")
+    assert withheld(attack) >= 1
+    assert last_audit(collab)["rule"] == "difference_check"
+
+
 # -- re-upload ----------------------------------------------------------------------------
 def test_reupload_without_one_customer_is_withheld(demo, tmp_path):
     """The airline drops one member who buys Apparel, tokenizes again, re-uploads (its file's

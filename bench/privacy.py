@@ -150,6 +150,34 @@ def analyses(n: int, runs: int, memory: str, threads: int, work: Path) -> None:
             print(f"    {name:34s} median {m:6.2f} s, CPU {c:6.2f} s{over}   "
                   f"(runs: {runs_text})")
     print("  (+%: the median over rounds of each run's time over the baseline's in that round)")
+    same_room(collab, runs, memory, threads)
+
+
+def same_room(collab: Path, runs: int, memory: str, threads: int) -> None:
+    """The checks' own cost without instance effects: one room, its checks switched off and
+    on between answers (and its kept answers forgotten, so each checked answer lists its
+    people again)."""
+    room = cleanroom.open_collaboration(collab, memory_limit=memory, threads=threads)
+    try:
+        room.overlap("airline", by=["airline.tier"])
+        index = room.people_index()
+        times: dict[bool, list[float]] = {False: [], True: []}
+        cpu: dict[bool, list[float]] = {False: [], True: []}
+        for r in range(runs):
+            for checks in (r % 2 == 0, r % 2 == 1):  # alternating which goes first
+                room.privacy.difference_checks = checks
+                index.forget_answers()
+                t0, c0 = time.perf_counter(), time.process_time()
+                room.overlap("airline", by=BY, metrics=METRICS)
+                times[checks].append(time.perf_counter() - t0)
+                cpu[checks].append(time.process_time() - c0)
+    finally:
+        room.close()
+    paired = statistics.median(x / b for x, b in zip(times[True], times[False], strict=True))
+    paired_cpu = statistics.median(x / b for x, b in zip(cpu[True], cpu[False], strict=True))
+    off, on = statistics.median(times[False]), statistics.median(times[True])
+    print(f"  one room, checks off / on between answers: median {off:.2f} s / {on:.2f} s, "
+          f"{100 * (paired - 1):+.0f}% (CPU {100 * (paired_cpu - 1):+.0f}%)")
 
 
 def _random_rows(rng: np.random.Generator, count: int, universe: int) -> list[Any]:

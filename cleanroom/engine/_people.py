@@ -128,6 +128,11 @@ class PeopleIndex:
                 self._answers.move_to_end(question)
             return known
 
+    def forget_answers(self) -> None:
+        """Drop the kept questions' people: the next answers list their people again."""
+        with self._lock:
+            self._answers.clear()
+
     def remember_answer(self, question: Hashable,
                         rows: dict[Hashable, dict[str, PeopleSet]]) -> None:
         """Keep a question's rows' people (the last `ANSWERS_KEPT` questions)."""

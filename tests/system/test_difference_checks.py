@@ -290,6 +290,9 @@ def test_a_question_asked_again_in_one_room_reuses_its_people_and_still_guards(
         again = room.overlap("airline", **honest).to_dict()
         assert listed == [True, False]
         assert again["segments"] == first["segments"] and withheld(again) == 0
+        room.people_index().forget_answers()  # then the people are listed again
+        assert room.overlap("airline", **honest).to_dict()["segments"] == first["segments"]
+        assert listed == [True, False, True]
         assert ("Basic", "Apparel") in _cells(again, "airline.tier", "brand.category")
         attack = room.overlap("airline", by=["airline.grp2", "brand.category"],
                               metrics=["SUM(brand.spend)"]).to_dict()

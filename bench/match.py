@@ -307,8 +307,9 @@ def speed(rows: int, work: Path, memory_limit: str | None,
     in `work` (marked done) and a later run over the same folder and size reuses them."""
     work.mkdir(parents=True, exist_ok=True)
     done = work / f"ready-{rows}"
+    fresh = not done.exists()
     start = time.perf_counter()
-    if not done.exists():
+    if fresh:
         parties = generate(rows, seed=11, brand_share=1.0, overlap_share=0.3)
         for p, f in {"airline": parties.airline, "brand": parties.brand}.items():
             f.to_csv(work / f"{p}.csv", index=False)
@@ -316,7 +317,7 @@ def speed(rows: int, work: Path, memory_limit: str | None,
         print(f"  generated {len(parties.airline):,} x {len(parties.brand):,} records "
               f"({time.perf_counter() - start:.0f} s)", flush=True)
     secret = work / "secret.json"
-    if not done.exists():
+    if fresh:
         protocols.write_secret(protocols.new_secret(CID), secret, force=True)
     out: dict[str, Any] = {}
     for flavour, matching in (("exact", {"rules": ["email", "phone", "name_dob"]}),
@@ -324,7 +325,7 @@ def speed(rows: int, work: Path, memory_limit: str | None,
         d = work / flavour
         d.mkdir(exist_ok=True)
         start = time.perf_counter()
-        if not done.exists():
+        if fresh:
             for p, (_, kinds, _) in DEMO.items():
                 _tokenize(work / f"{p}.csv", d / f"{p}.tokens.parquet", p, secret, kinds,
                           fuzzy=flavour == "fuzzy", match_keys=[NAME_DOB],

@@ -103,8 +103,8 @@ def analyses(n: int, runs: int, memory: str, threads: int, work: Path) -> None:
     print(f"stable person ids, once per resolution (keys, registry, maps): {build:.2f} s")
     results: dict[str, Any] = {}
     asks = ("asked first", "asked again")
-    times: dict[tuple[str, str], list[float]] = {(n, a): [] for n in modes for a in asks}
-    cpu: dict[tuple[str, str], list[float]] = {(n, a): [] for n in modes for a in asks}
+    times: dict[tuple[str, str], list[float]] = {(m, a): [] for m in modes for a in asks}
+    cpu: dict[tuple[str, str], list[float]] = {(m, a): [] for m in modes for a in asks}
     for r in range(runs):
         # Fresh rooms every round: one DuckDB instance can run the same query 25% slower
         # than another in the same process for its whole life, so each mode gets new ones,
@@ -143,10 +143,7 @@ def analyses(n: int, runs: int, memory: str, threads: int, work: Path) -> None:
             runs_text = ", ".join(f"{x:.2f}" for x in xs)
             over = ""
             if name != base_name:  # each run against the baseline of its own round (paired)
-                paired = statistics.median(x / b for x, b in zip(xs, base, strict=True))
-                paired_cpu = statistics.median(x / b for x, b in zip(cs, base_cpu,
-                                                                     strict=True))
-                over = f"  {100 * (paired - 1):+.0f}% (CPU {100 * (paired_cpu - 1):+.0f}%)"
+                over = f"  {_over(xs, base):+.0f}% (CPU {_over(cs, base_cpu):+.0f}%)"
             print(f"    {name:34s} median {m:6.2f} s, CPU {c:6.2f} s{over}   "
                   f"(runs: {runs_text})")
     print("  (+%: the median over rounds of each run's time over the baseline's in that round)")
@@ -173,11 +170,16 @@ def same_room(collab: Path, runs: int, memory: str, threads: int) -> None:
                 cpu[checks].append(time.process_time() - c0)
     finally:
         room.close()
-    paired = statistics.median(x / b for x, b in zip(times[True], times[False], strict=True))
-    paired_cpu = statistics.median(x / b for x, b in zip(cpu[True], cpu[False], strict=True))
     off, on = statistics.median(times[False]), statistics.median(times[True])
     print(f"  one room, checks off / on between answers: median {off:.2f} s / {on:.2f} s, "
-          f"{100 * (paired - 1):+.0f}% (CPU {100 * (paired_cpu - 1):+.0f}%)")
+          f"{_over(times[True], times[False]):+.0f}% "
+          f"(CPU {_over(cpu[True], cpu[False]):+.0f}%)")
+
+
+def _over(runs: list[float], base: list[float]) -> float:
+    """Percent over the baseline: the median of each run's ratio to the baseline's run of
+    the same round (paired, so drifts of the shared machine cancel)."""
+    return 100 * (statistics.median(x / b for x, b in zip(runs, base, strict=True)) - 1)
 
 
 def _random_rows(rng: np.random.Generator, count: int, universe: int) -> list[Any]:

@@ -166,6 +166,13 @@ def test_people_of_unknown_entities_are_refused(demo_run, tmp_path):
         assert brand_only is not None
         known = index.ids("brand", np.array([brand_only[0]]))
         assert known.size == 1
+        shared = room.connection.execute(  # labelled by an airline row
+            "SELECT entity_id FROM read_parquet(?) WHERE n_tables = 2 LIMIT 2",
+            [str(room.resolution().path)]).fetchall()
+        mixed = np.array([shared[0][0], brand_only[0], shared[1][0]])
+        one_by_one = [int(index.ids("brand", np.array([e]))[0]) for e in mixed.tolist()]
+        assert index.ids("brand", mixed).tolist() == one_by_one  # two label tables at once
+        assert len(set(one_by_one)) == 3
         with pytest.raises(PolicyRefusal) as exc:  # an entity without airline records
             index.ids("airline", np.array([brand_only[0]]))
         assert exc.value.rule == "difference_check"

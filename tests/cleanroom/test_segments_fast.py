@@ -1,6 +1,7 @@
 """Differential test of the one-table segment query (dimensions and metrics all from one
 table, one pass) against the general query (distinct entity segments joined back to the
-metric table), and of the public API against a pandas computation."""
+metric table), of the public API against a pandas computation, and of the listing form
+(each segment's members, for difference checks) against both."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from _engine_fixtures import AIRLINE_ATTRS, BRAND_ATTRS, write_collab, write_party
 
 import cleanroom
-from cleanroom.engine._analyses import Dimension, Metric, _segments
+from cleanroom.engine._analyses import Dimension, Metric, _segments, segments_with_people
 
 
 def person(i: int) -> dict:
@@ -83,3 +84,39 @@ def test_one_table_segments_equal_pandas(collab):
                      "SUM(airline.miles)": int(g.miles.sum())})
     want.sort(key=lambda r: (r["airline.tier"] is None, r["airline.tier"] or ""))
     assert len(want) == 4 and got.segments == want
+
+
+MIXED = [*CASES, (["airline.tier", "brand.segment"], ["SUM(brand.spend)", "AVG(airline.miles)"]),
+         (["brand.segment", "airline.home_airport"], []), ([], ["COUNT(airline.miles)",
+                                                                "SUM(brand.spend)"])]
+
+
+@pytest.mark.parametrize(("by", "metrics"), MIXED)
+@pytest.mark.parametrize("fast", [True, False])
+def test_listing_gives_the_answer_and_each_segments_members(collab, by, metrics, fast):
+    """The listing query (each segment's entity ids beside its figures) answers exactly what
+    the plain query answers, in the same order, and a segment's members are the overlapping
+    entities whose records carry its values (duplicate profiles in several segments, None)."""
+    import pandas as pd
+
+    with cleanroom.open_collaboration(collab) as room:
+        dims, mets = [Dimension.parse(b) for b in by], [Metric.parse(m) for m in metrics]
+        plain, none = segments_with_people(room, dims, mets, fast=fast, people=False)
+        listed, members = segments_with_people(room, dims, mets, fast=fast, people=True)
+        con = room.analyst_connection()
+        frames = {t: con.execute(f"SELECT * FROM {t}").df() for t in ("airline", "brand")}
+    assert none == [] and len(members) == len(listed) == len(plain) >= 1
+    assert [{k: v for k, v in r.items() if not k.startswith(("AVG", "SUM"))} for r in listed] \
+        == [{k: v for k, v in r.items() if not k.startswith(("AVG", "SUM"))} for r in plain]
+    for got, want in zip(listed, plain, strict=True):
+        assert all(got[k] == pytest.approx(want[k]) for k in got)
+    both = set(frames["airline"].entity_id) & set(frames["brand"].entity_id)
+    for row, ids in zip(listed, members, strict=True):
+        want = set(both)
+        for t, f in frames.items():  # a table's values come from one of its records
+            for d in (d for d in dims if d.table == t):
+                value = row[str(d)]
+                f = f[f[d.column].isna()] if value is None or pd.isna(value) else \
+                    f[f[d.column] == value]
+            want &= set(f.entity_id)
+        assert set(ids.tolist()) == want and len(want) == row["entities"]

@@ -19,8 +19,8 @@ entities (connected components).
 The model's scored pairs (record keys and match probabilities, at or above 0.5) are cached
 next to the entity map, keyed by the token files and the settings but not the threshold: at
 another threshold the records are re-clustered from them without training again (the same
-entities as training afresh: the records table is built in key order, so training is
-repeatable).
+entities as training afresh: training picks and orders its records by their keys, so it
+is repeatable in whatever order the records table comes).
 
 The entity map has the deterministic format (t, rn, entity_id, n_tables, rule), so overlap,
 analyst SQL and reports read it unchanged. `rule` credits an entity that spans tables to the
@@ -333,7 +333,7 @@ def _replace_cached(path: Path, what: str, write: Callable[[Path], object]) -> N
 
 def _records(con: duckdb.DuckDBPyConnection, plan: ProbabilisticPlan,
              cap: int) -> dict[str, dict[str, int]]:
-    """The records table in key order (the model's training depends on the order): key,
+    """The records table (in no particular order: training orders its own sample): key,
     source, one 64-bit hash per token column (null where the table lacks it); tokens of
     strong columns held by more than `cap` rows of one table nulled everywhere. Returns the
     ignored tokens and records per strong column."""
@@ -348,7 +348,7 @@ def _records(con: duckdb.DuckDBPyConnection, plan: ProbabilisticPlan,
     names = ", ".join(["record_key", "source", *(quote_ident(c, cols) for c in cols)])
     execute(con, f"DROP TABLE IF EXISTS {_RECORDS}")
     execute(con, Sql(f"CREATE TEMP TABLE {_RECORDS} ({names}) AS "
-                     + " UNION ALL ".join(parts) + " ORDER BY 1", tuple(params)))
+                     + " UNION ALL ".join(parts), tuple(params)))
     ignored = {}
     for c in plan.strong:
         q = quote_ident(c, cols)

@@ -207,8 +207,8 @@ def resolve_probabilistic(con: duckdb.DuckDBPyConnection, table: str, *,
     `table` is a table or view on `con` with columns `key`, `source` and token columns (binary
     or strings); `fields` defaults to every other column, grouped by `fields_from_columns`.
     Splink's working tables live in a private DuckDB connection and are dropped with it.
-    The same records in the same order train the same model (u is estimated on a seeded
-    sample of record positions).
+    The same records in any order train the same model (the training records are picked
+    and ordered by a hash of their key; u is estimated on a seeded sample of them).
     """
     opts = options or ProbabilisticOptions()
     types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM "
@@ -236,7 +236,7 @@ def resolve_probabilistic(con: duckdb.DuckDBPyConnection, table: str, *,
                for c in used]
     keys = _block_keys(blocking, opts.max_block_size)
     records = con.sql(
-        f"SELECT {_q(key)} AS key, {_q(source)} AS source, "
+        f"SELECT {_q(key)} AS key, {_q(source)} AS source, hash({_q(key)}) AS identity, "
         f"{', '.join(compact + [sql for sql, _ in keys.values()])} FROM query_table($1)",
         params=[table]).to_arrow_table()
     if opts.max_block_size is not None:
@@ -345,8 +345,10 @@ def _train_and_score(records: pa.Table, specs: Sequence[FieldSpec], used: Sequen
     n = records.num_rows
     # one table of every source's records, deduplicated as one: the same pairs as Splink's
     # link_and_dedupe (all pairs, within and across sources), joined on an integer id
-    splink_input = records.drop_columns(["key", "source"]).add_column(
+    splink_input = records.drop_columns(["key", "source", "identity"]).add_column(
         0, "unique_id", pa.array(np.arange(n, dtype=np.int64)))
+    # training picks and orders its records by their key (hashed), not by their position
+    identity = np.asarray(records.column("identity"), dtype=np.uint64).view(np.int64)
     comparisons = [_comparison(s) for s in specs]
     config: dict[str, Any] = {}
     if opts.memory_limit:
@@ -356,7 +358,7 @@ def _train_and_score(records: pa.Table, specs: Sequence[FieldSpec], used: Sequen
     pairs, model, more = fit_and_score(
         splink_input, {"link_type": "dedupe_only", "unique_id_column_name": "unique_id"},
         comparisons=comparisons, blocking=blocking, deterministic=deterministic,
-        training=training, opts=opts, config=config)
+        training=training, opts=opts, config=config, identity=identity)
     timings.update(more)
     prior = float(model["probability_two_random_records_match"])
     return pairs, level_weights(model), prior, timings

@@ -108,18 +108,30 @@ def clamped_estimates() -> Iterator[None]:
         em.populate_m_u_from_lookup = original
 
 
-def training_sample(n: int, size: int, seed: int) -> np.ndarray | None:
-    """Row positions (sorted) of a seeded uniform sample of `size` of `n` records, or None
-    when `n` is at most `size` (train on every record).
+def training_sample(ids: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Row positions of the training records, in the order of their `ids`: every record
+    when there are at most `size`, else a seeded uniform sample of `size` of them.
 
+    The sample is the records whose seeded hash of their id is smallest and the order is
+    the ids', so the same records train the same model whatever order they come in.
     A uniform sample of records keeps what the model learns: the share of random pairs that
     match (matching pairs and all pairs both shrink by the square of the rate), u (random
     pairs) and m (the blocked matching pairs among the sampled records), while training time
     stays flat however large the input; prediction still scores every blocked pair."""
-    if n <= size:
-        return None
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(n, size, replace=False))
+    ids = np.asarray(ids, dtype=np.int64)
+    if len(ids) > size:
+        mixed = _mix(ids.view(np.uint64) ^ _mix(np.array([seed], dtype=np.uint64))[0])
+        picked = np.argpartition(mixed, size - 1)[:size]
+        return picked[np.argsort(ids[picked], kind="stable")]
+    return np.argsort(ids, kind="stable")
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: a bijection of 64-bit integers that scatters every bit."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
 
 
 class FitOptions(Protocol):
@@ -147,23 +159,29 @@ def fit_and_score(
     training: Sequence[Sequence[str]],
     opts: FitOptions,
     config: Mapping[str, Any] | None = None,
+    identity: Any = None,
 ) -> tuple[pa.Table, dict[str, Any], dict[str, float]]:
     """Train a model on `table` (unsupervised, see `train`) and score the blocked pairs.
 
-    `settings` holds what differs between callers (link type, id and source columns). Returns
+    `settings` holds what differs between callers (link type, id and source columns). The
+    training records are picked and ordered by `identity` (an integer per row; default the
+    `unique_id` column), so a table in another row order trains the same model. Returns
     the pairs above `opts.keep_pairs_above`, the trained model and the train/predict seconds.
     """
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
-    n = table.num_rows
     timings: dict[str, float] = {}
     with quiet_splink():
         db = DuckDBAPI(duckdb.connect(config=dict(config or {})))
         try:
             t = time.perf_counter()
-            sample = training_sample(n, opts.train_max_records, opts.seed)
-            data = db.register(table if sample is None else table.take(sample),
-                               table_name="training_records")
+            ids = table.column("unique_id") if identity is None else identity
+            sample = training_sample(np.asarray(ids), opts.train_max_records, opts.seed)
+            # numbered afresh in that order: Splink's sampling of pairs for u reads the ids
+            chosen = table.take(sample)
+            chosen = chosen.set_column(chosen.column_names.index("unique_id"), "unique_id",
+                                       pa.array(np.arange(len(sample), dtype=np.int64)))
+            data = db.register(chosen, table_name="training_records")
 
             def make_linker(prior: float) -> Any:
                 model = SettingsCreator(
@@ -178,12 +196,12 @@ def fit_and_score(
 
             linker = train(make_linker, deterministic=[block_on(*r) for r in deterministic],
                            prior_recall=opts.prior_recall,
-                           fallback_prior=1.0 / max(n if sample is None else len(sample), 2),
+                           fallback_prior=1.0 / max(len(sample), 2),
                            u_max_pairs=opts.u_max_pairs, seed=opts.seed,
                            em_rules=[block_on(*r) for r in training])
-            if sample is not None:  # the trained model, on every record
-                linker = Linker(db.register(table, table_name="records"),
-                                trained_model(linker), log_level=None)
+            # the trained model, on every record under its own id
+            linker = Linker(db.register(table, table_name="records"),
+                            trained_model(linker), log_level=None)
             timings["train"] = time.perf_counter() - t
             t = time.perf_counter()
             pairs = scored_pairs(linker, db.duckdb_con, opts.keep_pairs_above)

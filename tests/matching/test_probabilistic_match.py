@@ -164,3 +164,30 @@ def test_connected_components() -> None:
     assert labels.tolist() == [0, 1, 1, 1, 4, 4]
     assert connected_components(3, np.array([], np.int64), np.array([], np.int64)).tolist() \
         == [0, 1, 2]
+
+
+@pytest.mark.parametrize("train_max", [300_000, 250])
+def test_row_order_does_not_change_the_model(matched: tuple, train_max: int) -> None:
+    """The same records in another order train the same model and link the same keys, with
+    every record trained on and with a sample of them (training picks and orders its
+    records by their keys, not by position)."""
+    _, table, _ = matched
+    shuffled = table.take(np.random.default_rng(5).permutation(table.num_rows))
+    got = []
+    for t in (table, shuffled):
+        con = duckdb.connect()
+        con.register("records", t)
+        res = resolve_probabilistic(con, "records",
+                                    options=ProbabilisticOptions(train_max_records=train_max))
+        keys = res.clusters.column("key").to_pylist()
+        labels = res.clusters.column("cluster_id").to_pylist()
+        linked = {frozenset((keys[a], keys[b])) for a, b in _pairs(labels)}
+        got.append(([(w.field, w.level, w.m, w.u) for w in res.weights], linked))
+    (weights_a, linked_a), (weights_b, linked_b) = got
+    assert linked_a == linked_b and len(linked_a) > 100
+    assert [w[:2] for w in weights_a] == [w[:2] for w in weights_b]
+    for a, b in zip(weights_a, weights_b, strict=True):
+        assert (a[2] is None) == (b[2] is None) and (a[3] is None) == (b[3] is None)
+        assert (a[2] or 0) == pytest.approx(b[2] or 0, rel=1e-6)
+        assert (a[3] or 0) == pytest.approx(b[3] or 0, rel=1e-6)
+

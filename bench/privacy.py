@@ -10,16 +10,23 @@ check against a large memory.
    entity resolution cached, side by side in one run:
      threshold mode without difference checks (the baseline),
      threshold mode with difference checks (the default; every row is checked against the
-     memory, where earlier rounds left it, and found identical), the question asked first in
-     a room (its people listed) and again (a long-lived room reuses the people it listed),
+     memory, where earlier rounds left it, and found identical),
      differential mode (ε charged in the ledger, contributions cut, noise on every figure;
      bench.engine's people have one record per table, so the cut, listed once per
      resolution, drops none and costs nothing per answer).
+   a. Steady state, the checks' target figure: one warmed room (a server's) answering with
+      its checks switched off and on in turn, each checked answer listing its people anew
+      (its kept answers forgotten), so both modes share one engine instance.
+   b. Fresh engine instances every round (an instance can be 25% slower than another for
+      its whole life), each warmed by another question; the question asked first (with
+      checks: the instance's first listing of this query's millions of ids, which costs
+      more than later ones) and again (a long-lived room reuses the people it listed).
+      Differential mode's target figure.
+   c. One process per room, without and with checks in turn: the question asked first
+      and again, with no other engine instance in the process.
    The one-time cost of the stable person ids (built once per resolution) is printed apart.
-   Each round opens fresh rooms (an engine instance can be 25% slower than another for
-   its whole life) warmed by another question. Target: each mode at most 20% over the
-   baseline (the median of per-round ratios: pairing each run with the baseline's of its
-   round cancels the shared machine's drift).
+   Target: each mode at most 20% over the baseline (the median of per-round ratios: pairing
+   each run with the baseline's of its round cancels the shared machine's drift).
 2. A difference check of fresh rows against a memory of --remembered rows (sets of 50 to
    50,000 people out of 10M, written to disk), in one table's memory and through the
    engine's guard (two tables): milliseconds per output row, from a fresh process's first
@@ -32,9 +39,12 @@ is shared).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -101,6 +111,8 @@ def analyses(n: int, runs: int, memory: str, threads: int, work: Path) -> None:
         for room in rooms.values():
             room.close()
     print(f"stable person ids, once per resolution (keys, registry, maps): {build:.2f} s")
+    same_room(collab, runs, memory, threads)
+    print("  fresh engine instances every round:")
     results: dict[str, Any] = {}
     asks = ("asked first", "asked again")
     times: dict[tuple[str, str], list[float]] = {(m, a): [] for m in modes for a in asks}
@@ -135,7 +147,7 @@ def analyses(n: int, runs: int, memory: str, threads: int, work: Path) -> None:
           f"(with checks), {len(noisy.segments)} (differential)")
     base_name = "threshold, no difference checks"
     for ask in asks:
-        print(f"  the question {ask}:")
+        print(f"    the question {ask}:")
         base, base_cpu = times[base_name, ask], cpu[base_name, ask]
         for name in modes:
             xs, cs = times[name, ask], cpu[name, ask]
@@ -144,10 +156,47 @@ def analyses(n: int, runs: int, memory: str, threads: int, work: Path) -> None:
             over = ""
             if name != base_name:  # each run against the baseline of its own round (paired)
                 over = f"  {_over(xs, base):+.0f}% (CPU {_over(cs, base_cpu):+.0f}%)"
-            print(f"    {name:34s} median {m:6.2f} s, CPU {c:6.2f} s{over}   "
+            print(f"      {name:34s} median {m:6.2f} s, CPU {c:6.2f} s{over}   "
                   f"(runs: {runs_text})")
     print("  (+%: the median over rounds of each run's time over the baseline's in that round)")
-    same_room(collab, runs, memory, threads)
+    processes(collab, runs, memory, threads)
+
+
+def processes(collab: Path, runs: int, memory: str, threads: int) -> None:
+    """Without and with checks, each in a process of its own (one engine instance per
+    process, nothing else in it), alternating: the question asked first and again."""
+    times: dict[tuple[bool, str], list[float]] = {}
+    for r in range(runs):
+        for checks in ((False, True) if r % 2 == 0 else (True, False)):
+            out = subprocess.run(
+                [sys.executable, "-m", "bench.privacy", "--child", str(collab),
+                 "--memory-limit", memory, "--threads", str(threads)]
+                + ([] if checks else ["--no-checks"]),
+                check=True, capture_output=True, text=True).stdout
+            for ask, seconds in json.loads(out.strip().splitlines()[-1]).items():
+                times.setdefault((checks, ask), []).append(seconds)
+    print("  one process per room, alternating:")
+    for ask in ("asked first", "asked again"):
+        off, on = times[False, ask], times[True, ask]
+        print(f"    the question {ask}: median {statistics.median(off):.2f} s without checks, "
+              f"{statistics.median(on):.2f} s with, {_over(on, off):+.0f}%")
+
+
+def child(collab: Path, checks: bool, memory: str, threads: int) -> None:
+    """One room in this process: warmed by another question, then the question asked first
+    and again; prints their seconds as JSON (for `processes`)."""
+    room = cleanroom.open_collaboration(collab, memory_limit=memory, threads=threads,
+                                        difference_checks=checks)
+    try:
+        room.overlap("airline", by=["airline.tier"])
+        out = {}
+        for ask in ("asked first", "asked again"):
+            t0 = time.perf_counter()
+            room.overlap("airline", by=BY, metrics=METRICS)
+            out[ask] = time.perf_counter() - t0
+    finally:
+        room.close()
+    print(json.dumps(out))
 
 
 def same_room(collab: Path, runs: int, memory: str, threads: int) -> None:
@@ -171,7 +220,8 @@ def same_room(collab: Path, runs: int, memory: str, threads: int) -> None:
     finally:
         room.close()
     off, on = statistics.median(times[False]), statistics.median(times[True])
-    print(f"  one room, checks off / on between answers: median {off:.2f} s / {on:.2f} s, "
+    print(f"  steady state, one room, checks off / on between answers (each checked answer "
+          f"listing its people): median {off:.2f} s / {on:.2f} s, "
           f"{_over(times[True], times[False]):+.0f}% "
           f"(CPU {_over(cpu[True], cpu[False]):+.0f}%)")
 
@@ -258,7 +308,11 @@ def main() -> None:
                     help="reuse token files made here by an earlier run")
     ap.add_argument("--skip-analyses", action="store_true", help="only the memory check")
     ap.add_argument("--skip-memory", action="store_true", help="only the analyses")
+    ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # one room (`processes`)
+    ap.add_argument("--no-checks", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        return child(args.child, not args.no_checks, args.memory_limit, args.threads)
     n = args.rows or (1_000_000 if args.quick else 10_000_000)
     remembered = args.remembered or (2_000 if args.quick else 10_000)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-privacy-"))

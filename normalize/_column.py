@@ -49,18 +49,28 @@ def normalize_column(
     profile: str = "strict",
     region: str | None = "US",
     workers: int | None = 1,
+    foreign_postal: bool = False,
 ) -> ColumnResult:
     """Normalize a column (Arrow array, pandas Series or list of str/None) of identifier `kind`.
 
     `workers`: processes for the values off the fast path when there are many distinct ones
     (None: one per core). Worker processes start like `spawn` ones, so a script that asks for
     them must guard its entry point with `if __name__ == "__main__":`.
+    `foreign_postal`: a postal code the region's rules reject is read again without them. In
+    one party's file it is most often another country's code (a GB or Indian customer of a
+    US shop), the same text on every row of that customer, so it is kept rather than lost.
     """
     check_kind(kind)
     check_profile(profile)
     region = check_region(region)
     arr, unencodable = _to_string_array(values)
     values_out, reasons_out = _normalized_deduplicated(kind, profile, region, arr, workers)
+    if foreign_postal and kind == "postal_code" and region is not None:
+        foreign = pc.fill_null(pc.equal(reasons_out, "postal"), False)
+        if pc.any(foreign).as_py():
+            again, why = _normalized_deduplicated(kind, profile, None, arr, workers)
+            values_out = pc.if_else(foreign, again, values_out)
+            reasons_out = pc.if_else(foreign, why, reasons_out)
     if unencodable is not None:
         reasons_out = pc.if_else(unencodable, pa.scalar("encoding"), reasons_out)
     return ColumnResult(values=values_out, reasons=reasons_out)

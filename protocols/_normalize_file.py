@@ -82,7 +82,7 @@ def normalize_file(input_path: str | os.PathLike[str], output: str | os.PathLike
                 arrays, names = [batch.column(c) for c in keep], list(keep)
                 for kind, column in identifiers:
                     res = normalize.normalize_column(kind, batch.column(column), profile=profile,
-                                                     region=region)
+                                                     region=region, foreign_postal=True)
                     arrays += [res.values, res.reasons]
                     names += [column, column + REASON_SUFFIX]
                     totals[column] = merge_counts(totals[column], count_reasons(res.reasons))

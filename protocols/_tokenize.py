@@ -174,7 +174,7 @@ def _normalized(plan: _Plan, batch: pa.RecordBatch, kind: str, column: str,
     if (kind, column) not in cache:
         values = batch.column(column)
         res = normalize.normalize_column(kind, values, profile=plan.profile, region=plan.region,
-                                         workers=plan.normalize_workers)
+                                         workers=plan.normalize_workers, foreign_postal=True)
         cache[(kind, column)] = (_as_string_array(res.values), _as_string_array(res.reasons))
     return cache[(kind, column)]
 

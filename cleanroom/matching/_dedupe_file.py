@@ -144,19 +144,11 @@ def _checked_identifiers(identifiers: Sequence[tuple[str, str]]) -> dict[str, tu
 
 def _normalized(kind: str, column: pa.ChunkedArray, profile: str,
                 region: str) -> tuple[pa.Array, pa.Array]:
-    """Normalized values and reasons of one column. A postal code the region's rules reject
-    is read again without them: in one party's own file it is most often another country's
-    code (a GB or Indian customer of a US shop), still the same text for every row of that
-    customer, so it is compared rather than dropped."""
-    res = normalize.normalize_column(kind, column, profile=profile, region=region)
-    values, reasons = _array(res.values), _array(res.reasons)
-    if kind == "postal_code":
-        foreign = pc.fill_null(pc.equal(reasons, "postal"), False)
-        if pc.any(foreign).as_py():
-            again = normalize.normalize_column(kind, column, profile=profile, region=None)
-            values = pc.if_else(foreign, _array(again.values), values)
-            reasons = pc.if_else(foreign, _array(again.reasons), reasons)
-    return values, reasons
+    """Normalized values and reasons of one column (another country's postal code read
+    without the region's rules, as `tokenize` does)."""
+    res = normalize.normalize_column(kind, column, profile=profile, region=region,
+                                     foreign_postal=True)
+    return _array(res.values), _array(res.reasons)
 
 
 def _array(values: Any) -> pa.Array:

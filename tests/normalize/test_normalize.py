@@ -363,3 +363,14 @@ def test_library_versions_names_what_decides_output():
     versions = normalize.library_versions()
     assert set(versions) >= {"phonenumbers", "email-validator"}
     assert all(isinstance(v, str) and v for v in versions.values())
+
+
+def test_foreign_postal_codes_are_read_without_the_regions_rules():
+    raw = ["SW1A 1AA", "560001", "94107-1234", "!!!", None]
+    strict = normalize.normalize_column("postal_code", raw, region="US")
+    assert strict.reasons.to_pylist() == ["postal", "postal", None, "postal", "empty"]
+    got = normalize.normalize_column("postal_code", raw, region="US", foreign_postal=True)
+    assert got.values.to_pylist() == [
+        normalize.normalize("postal_code", "SW1A 1AA", region=None),
+        normalize.normalize("postal_code", "560001", region=None), "94107", None, None]
+    assert got.reasons.to_pylist() == [None, None, None, "postal", "empty"]

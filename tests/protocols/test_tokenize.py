@@ -252,3 +252,20 @@ def test_a_bad_line_late_in_a_big_file_leaves_nothing(airline_csv, tmp_path, mon
                                "(check the delimiter and quotes)")
     assert seen and seen[-1] < 250  # it failed part-way, after writing some batches
     assert sorted(p.name for p in tmp_path.iterdir()) == ["late.csv"]
+
+
+def test_another_countrys_postal_code_is_tokenized_without_the_regions_rules(tmp_path):
+    """A US shop's GB and Indian customers keep their postal codes (read without the US
+    rules, as `dedupe` reads them): two rows of one GB customer share a token, as do a ZIP
+    and its ZIP+4; text no region reads stays invalid. (Rows come out shuffled: counted.)"""
+    src = tmp_path / "crm.csv"
+    src.write_text("id,email,postal_code\n1,a@example.com,SW1A 1AA\n2,b@example.com,SW1A 1AA\n"
+                   "3,c@example.com,560001\n4,d@example.com,94107-1234\n5,e@example.com,!!!\n"
+                   "6,f@example.com,94107\n")
+    report = tokenize(src, tmp_path / "t.parquet", match_keys=[],
+                      identifiers=[("email", "email"), ("postal_code", "postal_code")])
+    tokens = column(tmp_path / "t.parquet", "postal_code")
+    shared = sorted(tokens.count(t) for t in set(tokens) if t is not None)
+    assert shared == [1, 2, 2] and tokens.count(None) == 1
+    q = report.manifest.quality["postal_code"]
+    assert q["invalid"] == {"postal": 1} and q["valid"] == 5 and q["duplicate_rows"] == 4

@@ -55,7 +55,14 @@ from cleanroom.matching import (
     connected_components,
     resolve_probabilistic,
 )
-from protocols import FORM_SEPARATOR, ConfigError, InputError, ManifestMismatch, atomic_path
+from protocols import (
+    FORM_SEPARATOR,
+    CleanroomBug,
+    ConfigError,
+    InputError,
+    ManifestMismatch,
+    atomic_path,
+)
 
 from ._resolve import (
     MAX_TABLES,
@@ -233,8 +240,7 @@ def resolve_probabilistic_tables(
     if scores is None:
         scores = _score(con, plan, threshold, memory_limit=memory_limit, threads=threads)
         _write_scores(scores, spath, skey)
-    nodes = np.sort(execute(con, f"SELECT record_key FROM {_RECORDS}").fetchnumpy()[
-        "record_key"].astype(np.int64))
+    nodes = _nodes(con, plan)
     t = time.perf_counter()
     labels = _link(con, plan, nodes, scores.pairs, threshold)
     steps["link"] = time.perf_counter() - t
@@ -280,6 +286,23 @@ def _score(con: duckdb.DuckDBPyConnection, plan: ProbabilisticPlan, threshold: f
     return Scores(pairs, model)
 
 
+def _nodes(con: duckdb.DuckDBPyConnection, plan: ProbabilisticPlan) -> np.ndarray:
+    """Every record key, sorted: table i's rows 0..rows-1 under i << NODE_SHIFT (the records
+    table holds each row of each table once; checked by its count)."""
+    count = fetch_one(con, f"SELECT count(*) FROM {_RECORDS}")[0]
+    if count != sum(t.rows for t in plan.tables):
+        raise CleanroomBug("the records table does not hold every row once")
+    return np.concatenate([(i << NODE_SHIFT) + np.arange(t.rows, dtype=np.int64)
+                           for i, t in enumerate(plan.tables)])
+
+
+def _positions(plan: ProbabilisticPlan, keys: np.ndarray) -> np.ndarray:
+    """Positions of record keys in `_nodes` (arithmetic: no search over the records)."""
+    starts = np.cumsum([0] + [t.rows for t in plan.tables[:-1]]).astype(np.int64)
+    keys = np.asarray(keys, dtype=np.int64)
+    return starts[keys >> NODE_SHIFT] + (keys & ((1 << NODE_SHIFT) - 1))
+
+
 def _link(con: duckdb.DuckDBPyConnection, plan: ProbabilisticPlan, nodes: np.ndarray,
           pairs: pa.Table, threshold: float) -> np.ndarray:
     """Component label (a position in the sorted `nodes`) of every record: the scored pairs
@@ -291,8 +314,7 @@ def _link(con: duckdb.DuckDBPyConnection, plan: ProbabilisticPlan, nodes: np.nda
     ends += [_always_edges(con, col) for col in ALWAYS_LINK if col in plan.columns]
     left = np.concatenate([np.asarray(a, np.int64) for a, _ in ends])
     right = np.concatenate([np.asarray(b, np.int64) for _, b in ends])
-    return connected_components(len(nodes), np.searchsorted(nodes, left),
-                                np.searchsorted(nodes, right))
+    return connected_components(len(nodes), _positions(plan, left), _positions(plan, right))
 
 
 def _load_scores(path: Path, key: str) -> Scores | None:
@@ -390,11 +412,11 @@ def _entity_map(con: duckdb.DuckDBPyConnection, plan: ProbabilisticPlan, nodes: 
     linked = size[labels] > 1
     node, lab = nodes[linked], nodes[labels[linked]]
     table = (node >> NODE_SHIFT).astype(np.int64)
-    n_tables = np.zeros(0, np.int64)
-    if len(node):
-        comp, spread = np.unique(np.unique(np.stack([lab, table]), axis=1)[0],
-                                 return_counts=True)
-        n_tables = spread[np.searchsorted(comp, lab)]
+    # the tables each component spans: a flag per (component label, table), no sort
+    spans = np.zeros((len(nodes), n), dtype=bool)
+    spans[labels[linked], table] = True
+    n_tables = spans.sum(axis=1, dtype=np.int64)[labels[linked]]
+    del spans
     con.register("_cr_pm", pa.table({"node": node, "lab": lab, "n_tables": n_tables}))
     try:
         execute(con, "DROP TABLE IF EXISTS _cr_pcredit")

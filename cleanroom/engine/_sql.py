@@ -107,11 +107,12 @@ def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: Sql | str) -> Any:
 
 
 def fetch_one(con: duckdb.DuckDBPyConnection, sql: Sql | str) -> tuple[Any, ...]:
-    """Run a query that returns exactly one row and return that row."""
-    row = execute(con, sql).fetchone()
-    if row is None:
+    """Run a query that returns exactly one row and return that row (the result read to its
+    end, so the connection is free for the next statement)."""
+    rows = execute(con, sql).fetchall()
+    if not rows:
         raise CleanroomBug("engine query returned no row")
-    return row
+    return tuple(rows[0])
 
 
 def _first_line(exc: BaseException) -> str:

@@ -258,3 +258,16 @@ def test_overlap_text_says_how_records_were_matched(runner, probabilistic):
     assert res.stdout.splitlines()[-1] == (
         "matched probabilistically on email, phone, first_name, last_name, dob, postal_code at "
         "a match probability of at least 90%")
+
+
+def test_the_entity_map_counts_each_entitys_tables(probabilistic):
+    """Every row of the entity map says in how many tables its entity has records (what
+    overlap counts), and the statistics agree with the map."""
+    _, collab = probabilistic
+    with open_collaboration(collab) as room:
+        res = room.resolution()
+        m = pq.read_table(res.path).to_pandas()
+    spread = m.groupby("entity_id")["t"].nunique()
+    assert (m["n_tables"].to_numpy() == spread.loc[m["entity_id"]].to_numpy()).all()
+    assert set(m["n_tables"]) == {1, 2} and (m.groupby("entity_id").size() > 1).all()
+    assert res.overlap_entities == int((spread == 2).sum()) > 500

@@ -407,10 +407,8 @@ def segments_with_people(
     else:
         text = _general_sql(room, dims, mets, params, people)
     lists: list[np.ndarray] = []
-    if people:
-        order = ", ".join([f"d{k} NULLS LAST" for k in range(len(dims))] + ["entities"])
-        got = fetch_arrow(room.connection, Sql(f"SELECT * FROM ({text}) ORDER BY {order}",
-                                               tuple(params)))
+    if people:  # (in the answer's order already: by its dimension values, nulls last)
+        got = fetch_arrow(room.connection, Sql(text, tuple(params)))
         names = [n for n in got.column_names if n != "people"]
         rows = list(zip(*(got.column(n).to_pylist() for n in names), strict=True)) \
             if names else []

@@ -67,10 +67,11 @@ def normalize_column(
     values_out, reasons_out = _normalized_deduplicated(kind, profile, region, arr, workers)
     if foreign_postal and kind == "postal_code" and region is not None:
         foreign = pc.fill_null(pc.equal(reasons_out, "postal"), False)
-        if pc.any(foreign).as_py():
-            again, why = _normalized_deduplicated(kind, profile, None, arr, workers)
-            values_out = pc.if_else(foreign, again, values_out)
-            reasons_out = pc.if_else(foreign, why, reasons_out)
+        if pc.any(foreign).as_py():  # only the rejected values are read again
+            again, why = _normalized_deduplicated(kind, profile, None, arr.filter(foreign),
+                                                  workers)
+            values_out = pc.replace_with_mask(values_out, foreign, again)
+            reasons_out = pc.replace_with_mask(reasons_out, foreign, why)
     if unencodable is not None:
         reasons_out = pc.if_else(unencodable, pa.scalar("encoding"), reasons_out)
     return ColumnResult(values=values_out, reasons=reasons_out)

@@ -159,7 +159,7 @@ def fit_and_score(
     training: Sequence[Sequence[str]],
     opts: FitOptions,
     config: Mapping[str, Any] | None = None,
-    identity: Any = None,
+    identity: np.ndarray | None = None,
 ) -> tuple[pa.Table, dict[str, Any], dict[str, float]]:
     """Train a model on `table` (unsupervised, see `train`) and score the blocked pairs.
 

@@ -161,6 +161,24 @@ def test_column_equals_per_value_hypothesis_any_text(values, kind, profile):
     _check(kind, values, profile, "US")
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.one_of(st.none(), st.sampled_from(["SW1A 1AA", "560001", "94107"]),
+                              st.text(max_size=12)), min_size=1, max_size=12),
+    profile=st.sampled_from(normalize.PROFILES),
+    region=st.sampled_from(["US", "GB", "CA"]),
+)
+def test_foreign_postal_equals_per_value_with_then_without_the_region(values, profile, region):
+    """`foreign_postal` reads again, without region rules, exactly the values the region
+    rejected (`postal`), and leaves every other value and reason as it was."""
+    want = []
+    for (value, reason), raw in zip(_reference("postal_code", values, profile, region), values,
+                                    strict=True):
+        want.append(_reference("postal_code", [raw], profile, None)[0] if reason == "postal"
+                    else (value, reason))
+    assert _column("postal_code", values, profile, region, foreign_postal=True) == want
+
+
 def test_column_accepts_pandas_arrow_chunked_and_lists():
     values = ["(650) 555-1212", None, "0000000000", "bad"]
     expected = _reference("phone", values, "strict", "US")

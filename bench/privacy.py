@@ -17,10 +17,12 @@ check against a large memory.
    a. Steady state, the checks' target figure: one warmed room (a server's) answering with
       its checks switched off and on in turn, each checked answer listing its people anew
       (its kept answers forgotten), so both modes share one engine instance.
-   b. Fresh engine instances every round (an instance can be 25% slower than another for
-      its whole life), each warmed by another question; the question asked first (with
-      checks: the instance's first listing of this query's millions of ids, which costs
-      more than later ones) and again (a long-lived room reuses the people it listed).
+   b. Fresh engine instances every round, opened in rotated order (in one process, the
+      instance opened later on the same files can be 25-40% slower for its whole life, even
+      between two rooms without checks), each warmed by another question; the question
+      asked first (with checks: the instance's first listing of this query's millions of
+      ids, which costs more than later ones) and again (a long-lived room reuses the
+      people it listed).
       Differential mode's target figure.
    c. One process per room, without and with checks in turn: the question asked first in
       the process (a one-shot `cleanroom overlap`, the resolution already cached) and again,
@@ -99,9 +101,16 @@ def analyses(n: int, runs: int, memory: str, threads: int, work: Path) -> None:
              "threshold + difference checks": (collab, {}),
              "differential mode": (dp, {})}
 
-    def open_rooms() -> dict[str, Any]:
-        return {name: cleanroom.open_collaboration(path, memory_limit=memory, threads=threads,
-                                                   **kw) for name, (path, kw) in modes.items()}
+    def open_rooms(first: int = 0) -> dict[str, Any]:
+        """The modes' rooms, opened from the `first`th mode on (rotated): in one process, an
+        instance opened after another on the same files runs the same query up to 40%
+        slower for its whole life (two rooms without checks show it as well), so every mode
+        is opened first, second and last in turn."""
+        names = list(modes)
+        names = names[first % len(names):] + names[:first % len(names)]
+        return {name: cleanroom.open_collaboration(modes[name][0], memory_limit=memory,
+                                                   threads=threads, **modes[name][1])
+                for name in names}
 
     rooms = open_rooms()
     try:
@@ -119,18 +128,19 @@ def analyses(n: int, runs: int, memory: str, threads: int, work: Path) -> None:
     times: dict[tuple[str, str], list[float]] = {(m, a): [] for m in modes for a in asks}
     cpu: dict[tuple[str, str], list[float]] = {(m, a): [] for m in modes for a in asks}
     for r in range(runs):
-        # Fresh rooms every round: one DuckDB instance can run the same query 25% slower
-        # than another in the same process for its whole life, so each mode gets new ones,
+        # Fresh rooms every round, opened in rotated order: one DuckDB instance can run the
+        # same query 25-40% slower than another in the same process for its whole life (the
+        # one opened later on the same files, as measured), so each mode gets new ones,
         # warmed by another question (file metadata, the people index). Then the question,
         # first in this room (its people listed and checked against the memory), and again
         # (a dashboard's refresh: a long-lived room checks the people it already has).
-        rooms = open_rooms()
+        rooms = open_rooms(r)
         try:
             for room in rooms.values():
                 room.overlap("airline", by=["airline.tier"])
-            order = list(rooms.items())  # rotated: drifts and order hit every mode alike
+            order = list(rooms.items())  # rotated: drift, opening and asking order hit all alike
             for ask in asks:
-                for name, room in order[r % len(order):] + order[:r % len(order)]:
+                for name, room in order:
                     t0, c0 = time.perf_counter(), time.process_time()
                     results[name] = room.overlap("airline", by=BY, metrics=METRICS)
                     times[name, ask].append(time.perf_counter() - t0)

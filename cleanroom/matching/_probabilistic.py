@@ -45,6 +45,7 @@ import pyarrow.compute as pc
 
 from protocols import FORM_SEPARATOR, ConfigError
 
+from ._scoring import TokenField
 from ._splink import (
     LevelWeight,
     clusters_at,
@@ -358,7 +359,8 @@ def _train_and_score(records: pa.Table, specs: Sequence[FieldSpec], used: Sequen
     pairs, model, more = fit_and_score(
         splink_input, {"link_type": "dedupe_only", "unique_id_column_name": "unique_id"},
         comparisons=comparisons, blocking=blocking, deterministic=deterministic,
-        training=training, opts=opts, config=config, identity=identity)
+        training=training, opts=opts, config=config, identity=identity,
+        fields=[TokenField(s.name, s.columns) for s in specs])
     timings.update(more)
     prior = float(model["probability_two_random_records_match"])
     return pairs, level_weights(model), prior, timings

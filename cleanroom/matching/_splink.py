@@ -20,6 +20,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from ._scoring import TokenField, token_scorer
+
 SPLINK_LOGGER = "splink"
 
 
@@ -160,6 +162,7 @@ def fit_and_score(
     opts: FitOptions,
     config: Mapping[str, Any] | None = None,
     identity: np.ndarray | None = None,
+    fields: Sequence[TokenField] = (),
 ) -> tuple[pa.Table, dict[str, Any], dict[str, float]]:
     """Train a model on `table` (unsupervised, see `train`) and score the blocked pairs.
 
@@ -167,6 +170,8 @@ def fit_and_score(
     training records are picked and ordered by `identity` (an integer per row; default the
     `unique_id` column), so a table in another row order trains the same model. Returns
     the pairs above `opts.keep_pairs_above`, the trained model and the train/predict seconds.
+    `fields`: the comparisons are token equality on these fields (`TokenField`, in the
+    order of `comparisons`) and `unique_id` is the row position, so `score_pairs` scores.
     """
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
@@ -203,9 +208,14 @@ def fit_and_score(
             # the trained model, on every record under its own id
             linker = Linker(db.register(table, table_name="records"),
                             trained_model(linker), log_level=None)
+            # Splink keeps its working tables per database, so the new linker would reuse the
+            # training records' term frequencies (a sample's, above train_max_records)
+            linker.table_management.invalidate_cache()  # type: ignore[no-untyped-call]
             timings["train"] = time.perf_counter() - t
             t = time.perf_counter()
-            pairs = scored_pairs(linker, db.duckdb_con, opts.keep_pairs_above, n)
+            pairs = scored_pairs(linker, db, opts.keep_pairs_above, n, table="records",
+                                 blocking=blocking, data=table, fields=fields,
+                                 timings=timings)
             timings["predict"] = time.perf_counter() - t
             return pairs, trained_model(linker), timings
         finally:
@@ -231,28 +241,85 @@ def level_weights(model: dict[str, Any]) -> tuple[LevelWeight, ...]:
     return tuple(out)
 
 
-#: above this many records, Splink scores the pairs in 2 x 2 chunks of the records (10.4M x
-#: 10.4M demo records: 134-154 s instead of 176-188 s; 4 x 4 chunks took 295 s)
+#: blocked pairs scored by Splink's predict (True) or, where it applies, by the fast path
+#: (False, the default): `blocked_pairs_sql`, then `TokenScorer`; tests compare the two
+SPLINK_PREDICT = False
+
+
+def blocked_pairs_sql(table: str, rules: Sequence[Sequence[str]], *,
+                      unique_id: str = "unique_id", packed: bool = False) -> str:
+    """SQL for the distinct pairs (left_id < right_id) of `table`'s records that agree on
+    every column of at least one rule: the pairs Splink's blocking gives (dedupe_only).
+
+    Splink joins each rule on its records with every column of the earlier rules carried
+    along, to leave out pairs an earlier rule found; here each rule joins only (id, its own
+    columns) of the records where they are known, and one grouping keeps each pair once.
+    `packed`: the ids are below 2^32, so a pair is grouped as one 64-bit integer."""
+    def q(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    ctes, joins = [], []
+    for i, rule in enumerate(rules):
+        cols = ", ".join(f"{q(c)} AS k{j}" for j, c in enumerate(rule))
+        known = " AND ".join(f"{q(c)} IS NOT NULL" for c in rule)
+        ctes.append(f"b{i} AS (SELECT {q(unique_id)} AS id, {cols} FROM {table} WHERE {known})")
+        on = " AND ".join(f"l.k{j} = r.k{j}" for j in range(len(rule)))
+        joins.append(f"SELECT l.id AS l, r.id AS r FROM b{i} AS l JOIN b{i} AS r "
+                     f"ON {on} AND l.id < r.id")
+    found = " UNION ALL ".join(joins)
+    if not packed:
+        return (f"WITH {', '.join(ctes)} SELECT DISTINCT l AS left_id, r AS right_id "
+                f"FROM ({found})")
+    return (f"WITH {', '.join(ctes)} SELECT CAST(p >> 32 AS BIGINT) AS left_id, "
+            "CAST(p & 4294967295 AS BIGINT) AS right_id FROM (SELECT DISTINCT "
+            f"(l::UBIGINT << 32) | r::UBIGINT AS p FROM ({found}))")
+
+
+#: above this many records, Splink's predict scores the pairs in 2 x 2 chunks of the
+#: records (10.4M x 10.4M demo records: 134-154 s instead of 176-188 s; 4 x 4: 295 s)
 PREDICT_CHUNKED_ABOVE = 8_000_000
 
 
-def scored_pairs(linker: Any, con: Any, floor: float, records: int = 0) -> pa.Table:
+def scored_pairs(linker: Any, db: Any, floor: float, records: int = 0, *,
+                 table: str = "", blocking: Sequence[Sequence[str]] = (),
+                 data: pa.Table | None = None, fields: Sequence[TokenField] = (),
+                 timings: dict[str, float] | None = None) -> pa.Table:
     """(left, right, match_probability) of every blocked pair scoring at least `floor`;
-    left and right are the integer `unique_id`s of the input; `con` is the linker's DuckDB.
-    Above `PREDICT_CHUNKED_ABOVE` `records`, in chunks (the same pairs: each pair is in
-    exactly one chunk of its left and one of its right record)."""
-    chunks = 2 if records > PREDICT_CHUNKED_ABOVE else 1
+    left and right are the integer `unique_id`s of the input; `db` is the linker's DuckDBAPI.
+
+    The fast path, when `fields` name the model's token comparisons (`token_scorer`),
+    `data` holds the records (`unique_id` = position) as `table` in `db`, and `blocking`
+    gives the blocking rules as column tuples: the pairs from `blocked_pairs_sql`, scored
+    by `TokenScorer` (`timings` gets `block` and `score` seconds). Else Splink's predict,
+    above `PREDICT_CHUNKED_ABOVE` `records` in chunks (the same pairs: each pair is in
+    exactly one chunk of its left and of its right record)."""
+    con = db.duckdb_con
+    scorer = (token_scorer(trained_model(linker), fields)
+              if fields and data is not None and table and blocking and not SPLINK_PREDICT
+              else None)
     with quiet_splink():
+        if scorer is not None and data is not None:
+            spent = timings if timings is not None else {}
+            t = time.perf_counter()
+            ids = con.sql(blocked_pairs_sql(table, blocking, packed=0 < records < 2**32)
+                          ).to_arrow_table()
+            left, right = (np.asarray(ids.column(c).combine_chunks()) for c in range(2))
+            del ids
+            spent["block"] = time.perf_counter() - t
+            t = time.perf_counter()
+            out = scorer.score(data, left, right, floor)
+            spent["score"] = time.perf_counter() - t
+            return out
+        chunks = 2 if records > PREDICT_CHUNKED_ABOVE else 1
         predictions = linker.inference.predict(threshold_match_probability=floor,
                                                num_chunks_left=chunks,
                                                num_chunks_right=chunks)
-        name = predictions.physical_name
-        table = con.sql(
+        out = con.sql(
             f"SELECT CAST(unique_id_l AS BIGINT) AS left_id, "
             f"CAST(unique_id_r AS BIGINT) AS right_id, match_probability "
-            f"FROM {name}").to_arrow_table()
+            f"FROM {predictions.physical_name}").to_arrow_table()
         predictions.drop_table_from_database_and_remove_from_cache()
-    return table
+    return out
 
 
 def connected_components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:

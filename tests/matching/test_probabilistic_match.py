@@ -194,23 +194,76 @@ def test_row_order_does_not_change_the_model(matched: tuple, train_max: int) -> 
 
 
 def test_chunked_scoring_gives_the_same_pairs(matched: tuple, monkeypatch) -> None:
-    """Large inputs are scored in 2 x 2 chunks of the records (forced here on small data):
-    exactly the same pairs and probabilities as scoring them in one go."""
+    """Above `PREDICT_CHUNKED_ABOVE` records, Splink's predict scores in 2 x 2 chunks of the
+    records (forced here on small data): exactly the same pairs and probabilities as the
+    default path."""
     from cleanroom.matching import _splink
 
     whole, table, _ = matched
+    monkeypatch.setattr(_splink, "SPLINK_PREDICT", True)
     monkeypatch.setattr(_splink, "PREDICT_CHUNKED_ABOVE", 10)
     con = duckdb.connect()
     con.register("records", table)
-    chunked = resolve_probabilistic(con, "records")
+    _same_scores(resolve_probabilistic(con, "records"), whole)
 
+
+@pytest.mark.parametrize(("cap", "train_max"), [(10, None), (None, None), (10, 500)])
+def test_fast_path_gives_splinks_pairs(matched: tuple, monkeypatch, cap, train_max) -> None:
+    """The blocked pairs found by `blocked_pairs_sql` and scored by `TokenScorer` (the
+    default) are exactly those Splink's blocking finds and its predict scores: the same
+    pairs, probabilities and clusters (with the cap, every rule blocks on one key column;
+    without it, rules of several columns; trained on a sample, Splink too scores with the
+    term frequencies of all records, not the sample's). Every blocked pair is kept (no
+    floor worth the name), so a pair missing from either side shows."""
+    from cleanroom.matching import _splink
+
+    _, table, _ = matched
+    con = duckdb.connect()
+    con.register("records", table)
+    opts = ProbabilisticOptions(max_block_size=cap, keep_pairs_above=1e-9,  # (nearly) all
+                                train_max_records=train_max or 1_000_000)
+    assert train_max is None or table.num_rows > train_max
+    timings_seen: list[dict] = []
+    fast = _splink.scored_pairs
+
+    def spy(*args, **kwargs):
+        out = fast(*args, **kwargs)
+        timings_seen.append(dict(kwargs.get("timings") or {}))
+        return out
+
+    monkeypatch.setattr(_splink, "scored_pairs", spy)
+    own = resolve_probabilistic(con, "records", options=opts)
+    assert "block" in timings_seen[0] and "score" in timings_seen[0]  # the fast path ran
+    monkeypatch.setattr(_splink, "SPLINK_PREDICT", True)
+    _same_scores(resolve_probabilistic(con, "records", options=opts), own)
+    assert "block" not in timings_seen[1]  # Splink's predict ran
+
+
+def _same_scores(got_res, want_res) -> None:
     def scored(res) -> dict:
         p = res.pairs.to_pydict()
         return {(min(a, b), max(a, b)): x for a, b, x in
                 zip(p["left_id"], p["right_id"], p["match_probability"], strict=True)}
 
-    want, got = scored(whole), scored(chunked)
+    want, got = scored(want_res), scored(got_res)
     assert got.keys() == want.keys() and len(want) > 100
     assert all(got[k] == pytest.approx(want[k], abs=1e-9) for k in want)
-    assert chunked.clusters.column("cluster_id").to_pylist() == \
-        whole.clusters.column("cluster_id").to_pylist()
+    assert got_res.clusters.column("cluster_id").to_pylist() == \
+        want_res.clusters.column("cluster_id").to_pylist()
+
+
+def test_blocked_pairs_packed_or_not() -> None:
+    """`blocked_pairs_sql` gives each pair agreeing on all columns of a rule once, whether a
+    pair is grouped as one packed integer (ids below 2^32) or as two columns; nulls block
+    nothing."""
+    from cleanroom.matching._splink import blocked_pairs_sql
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE recs AS SELECT * FROM (VALUES (0, 1, 5), (1, 1, NULL), "
+                "(2, NULL, 5), (3, 2, 5), (4, 2, 6), (5, NULL, NULL), (6, 1, 6)) "
+                "AS t(unique_id, a, b)")
+    rules = [("a",), ("b",), ("a", "b")]
+    got = [sorted(con.sql(blocked_pairs_sql("recs", rules, packed=p)).fetchall())
+           for p in (True, False)]
+    assert got[0] == got[1] == [(0, 1), (0, 2), (0, 3), (0, 6), (1, 6), (2, 3), (3, 4),
+                                (4, 6)]

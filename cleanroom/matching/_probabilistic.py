@@ -239,7 +239,7 @@ def resolve_probabilistic(con: duckdb.DuckDBPyConnection, table: str, *,
     records = con.sql(
         f"SELECT {_q(key)} AS key, {_q(source)} AS source, hash({_q(key)}) AS identity, "
         f"{', '.join(compact + [sql for sql, _ in keys.values()])} FROM query_table($1)",
-        params=[table]).to_arrow_table()
+        params=[table]).to_arrow_table(batch_size=_ONE_BATCH)  # one chunk: read in place
     if opts.max_block_size is not None:
         records = _cap_block_keys(records, [name for _, name in keys.values()],
                                   opts.max_block_size)
@@ -256,6 +256,7 @@ def resolve_probabilistic(con: duckdb.DuckDBPyConnection, table: str, *,
 
 
 _INTEGERS = ("UBIGINT", "BIGINT")  # token columns taken as 64-bit hashes already
+_ONE_BATCH = 1 << 40  # rows per Arrow batch: every column in one chunk
 
 
 def _q(name: str) -> str:

@@ -4,8 +4,9 @@ path of Splink's predict for comparisons of token equality (tested equal to it).
 Splink scores pairs in SQL that joins each pair to both of its records (two hash joins on
 the record id, then its comparison levels). At 10M x 10M demo records (60M blocked pairs)
 those joins took 140 s of operator time in a 100 s query. Here a record's id is its position,
-so a pair's tokens are two row gathers; the levels, match weights and term-frequency
-adjustments follow Splink's formulas (`TokenScorer.score`), in chunks of pairs on every core.
+so a pair's token is two gathers from the column's Arrow buffer (read in place, no copy);
+the levels, match weights and term-frequency adjustments follow Splink's formulas
+(`TokenScorer.score`), in chunks of pairs on every core.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ import pandas as pd
 import pyarrow as pa
 
 _CLAMP = 1e-300  # Splink floors m and u at this when it turns them into a match weight
-_CHUNK = 1 << 16  # pairs per chunk (their rows stay in cache)
-_ROWS = 1 << 16  # records per block when the matrix is built
+_CHUNK = 1 << 16  # pairs per chunk (their gathered tokens stay in cache)
 
 
 @dataclass(frozen=True)
@@ -93,42 +93,34 @@ def _levels(comparison: Mapping[str, Any], mu: Sequence[tuple[float | None, floa
     return _Field(field.columns, tuple(out))
 
 
-def _matrix(records: pa.Table, names: Sequence[str]) -> np.ndarray:
-    """The token columns as one row-major uint64 matrix, one row per record, and a last
-    column of validity bits (bit j: column j is not null; a null's value is left as is). A
-    pair's tokens are then two row gathers (a few cache lines each), not two per column."""
-    n = records.num_rows
-    values, valid = [], []
-    for name in names:
-        column = records.column(name).combine_chunks()
-        bits, data = column.buffers()[:2]
-        values.append(np.frombuffer(data, dtype=np.uint64, count=column.offset + n)
-                      [column.offset:])
-        valid.append(None if bits is None or column.null_count == 0 else
-                     np.unpackbits(np.frombuffer(bits, dtype=np.uint8), count=column.offset + n,
-                                   bitorder="little")[column.offset:])
-    out = np.empty((n, len(names) + 1), dtype=np.uint64)
-    for at in range(0, n, _ROWS):  # a block of rows at a time: written while in cache
-        block = out[at:at + _ROWS]
-        block[:, -1] = 0
-        for j in range(len(names)):
-            block[:, j] = values[j][at:at + _ROWS]
-            flags = valid[j]
-            if flags is None:
-                block[:, -1] |= np.uint64(1 << j)
-            else:
-                block[:, -1] |= flags[at:at + _ROWS].astype(np.uint64) << np.uint64(j)
-    return out
+def _column(records: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """A token column as numpy (values, valid): a view of its Arrow buffer where the column
+    is one chunk (no copy), the validity flags unpacked (None: no nulls); a null's value is
+    whatever the buffer holds, so it is only compared where both sides are valid."""
+    column = records.column(name)
+    array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    bits, data = array.buffers()[:2]
+    n, offset = len(array), array.offset
+    values = np.frombuffer(data, dtype=np.uint64, count=offset + n)[offset:] \
+        if data is not None else np.zeros(n, dtype=np.uint64)
+    if bits is None or array.null_count == 0:
+        return values, None
+    valid = np.unpackbits(np.frombuffer(bits, dtype=np.uint8), count=offset + n,
+                          bitorder="little")[offset:].view(bool)
+    return values, valid
 
 
-def _frequencies(matrix: np.ndarray, j: int) -> np.ndarray:
-    """Each record's term frequency of its token in column j: the token's count over the
-    count of known tokens, as Splink computes it (NaN where the token is null)."""
-    known = (matrix[:, -1] >> np.uint64(j)) & np.uint64(1) == 1
-    codes, _ = pd.factorize(matrix[known, j])
+def _frequencies(values: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+    """Each record's term frequency of its token: the token's count over the count of known
+    tokens, as Splink computes it (NaN where the token is null)."""
+    known = values if valid is None else values[valid]
+    codes, _ = pd.factorize(known)
     counts = np.bincount(codes).astype(np.float64)
-    out = np.full(len(matrix), np.nan)
-    out[known] = counts[codes] / float(max(int(known.sum()), 1))
+    share = counts[codes] / float(max(len(known), 1))
+    if valid is None:
+        return share
+    out = np.full(len(values), np.nan)
+    out[valid] = share
     return out
 
 
@@ -154,26 +146,30 @@ class TokenScorer:
         spec = self.fields
         least = math.log2(floor / (1 - floor)) if floor != 1 else math.inf
         names = list(dict.fromkeys(c for f in spec for c in f.columns))
-        matrix = _matrix(records, names)
-        at = {c: j for j, c in enumerate(names)}
-        tfs = {x.tf_column: _frequencies(matrix, at[x.tf_column])
+        columns = {c: _column(records, c) for c in names}
+        tfs = {x.tf_column: _frequencies(*columns[x.tf_column])
                for f in spec for x in f.levels if x.tf_column}
         left = np.asarray(left, dtype=np.int64)
         right = np.asarray(right, dtype=np.int64)
         tables = [np.array([x.weight for x in f.levels]) for f in spec]
 
+        def known(c: str, lo: np.ndarray, hi: np.ndarray) -> np.ndarray | None:
+            valid = columns[c][1]
+            return None if valid is None else valid[lo] & valid[hi]
+
         def chunk(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             lo, hi = left[start:start + _CHUNK], right[start:start + _CHUNK]
-            a, b = np.take(matrix, lo, axis=0), np.take(matrix, hi, axis=0)
-            both = a[:, -1] & b[:, -1]  # validity bits known on both sides
             weight = np.full(len(lo), self.prior_weight)
             for f, table in zip(spec, tables, strict=True):
                 level = np.full(len(lo), len(f.levels) - 1, dtype=np.intp)  # else
                 for k in range(len(f.columns) - 1, -1, -1):  # weakest first: stronger win
-                    j = at[f.columns[k]]
-                    same = (a[:, j] == b[:, j]) & ((both >> np.uint64(j)) & np.uint64(1) == 1)
-                    level[same] = k + 1
-                level[(both >> np.uint64(at[f.columns[0]])) & np.uint64(1) == 0] = 0  # null
+                    values = columns[f.columns[k]][0]
+                    same = values[lo] == values[hi]
+                    both = known(f.columns[k], lo, hi)
+                    level[same if both is None else same & both] = k + 1
+                both = known(f.columns[0], lo, hi)
+                if both is not None:
+                    level[~both] = 0  # null
                 weight = weight + table[level]
                 if f.adjusted:
                     adjust = np.zeros(len(lo))

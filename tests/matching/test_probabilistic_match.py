@@ -195,12 +195,11 @@ def test_row_order_does_not_change_the_model(matched: tuple, train_max: int) -> 
 
 def test_chunked_scoring_gives_the_same_pairs(matched: tuple, monkeypatch) -> None:
     """Above `PREDICT_CHUNKED_ABOVE` records, Splink's predict scores in 2 x 2 chunks of the
-    records (forced here on small data): exactly the same pairs and probabilities as the
-    default path."""
+    records (forced here on small data): exactly the same pairs and probabilities as in one
+    go."""
     from cleanroom.matching import _splink
 
     whole, table, _ = matched
-    monkeypatch.setattr(_splink, "SPLINK_PREDICT", True)
     monkeypatch.setattr(_splink, "PREDICT_CHUNKED_ABOVE", 10)
     con = duckdb.connect()
     con.register("records", table)
@@ -209,8 +208,9 @@ def test_chunked_scoring_gives_the_same_pairs(matched: tuple, monkeypatch) -> No
 
 @pytest.mark.parametrize(("cap", "train_max"), [(10, None), (None, None), (10, 500)])
 def test_fast_path_gives_splinks_pairs(matched: tuple, monkeypatch, cap, train_max) -> None:
-    """The blocked pairs found by `blocked_pairs_sql` and scored by `TokenScorer` (the
-    default) are exactly those Splink's blocking finds and its predict scores: the same
+    """The blocked pairs found by `blocked_pairs_sql` and scored by `TokenScorer` (from
+    `FAST_PREDICT_FROM` records; forced here) are exactly those Splink's blocking finds and
+    its predict scores: the same
     pairs, probabilities and clusters (with the cap, every rule blocks on one key column;
     without it, rules of several columns; trained on a sample, Splink too scores with the
     term frequencies of all records, not the sample's). Every blocked pair is kept (no
@@ -232,9 +232,10 @@ def test_fast_path_gives_splinks_pairs(matched: tuple, monkeypatch, cap, train_m
         return out
 
     monkeypatch.setattr(_splink, "scored_pairs", spy)
+    monkeypatch.setattr(_splink, "FAST_PREDICT_FROM", 0)
     own = resolve_probabilistic(con, "records", options=opts)
     assert "block" in timings_seen[0] and "score" in timings_seen[0]  # the fast path ran
-    monkeypatch.setattr(_splink, "SPLINK_PREDICT", True)
+    monkeypatch.setattr(_splink, "FAST_PREDICT_FROM", 10**12)
     _same_scores(resolve_probabilistic(con, "records", options=opts), own)
     assert "block" not in timings_seen[1]  # Splink's predict ran
 

@@ -153,22 +153,18 @@ class TokenScorer:
         right = np.asarray(right, dtype=np.int64)
         tables = [np.array([x.weight for x in f.levels]) for f in spec]
 
-        def known(c: str, lo: np.ndarray, hi: np.ndarray) -> np.ndarray | None:
-            valid = columns[c][1]
-            return None if valid is None else valid[lo] & valid[hi]
-
         def chunk(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             lo, hi = left[start:start + _CHUNK], right[start:start + _CHUNK]
             weight = np.full(len(lo), self.prior_weight)
             for f, table in zip(spec, tables, strict=True):
                 level = np.full(len(lo), len(f.levels) - 1, dtype=np.intp)  # else
+                both: np.ndarray | None = None
                 for k in range(len(f.columns) - 1, -1, -1):  # weakest first: stronger win
-                    values = columns[f.columns[k]][0]
+                    values, valid = columns[f.columns[k]]
                     same = values[lo] == values[hi]
-                    both = known(f.columns[k], lo, hi)
+                    both = None if valid is None else valid[lo] & valid[hi]
                     level[same if both is None else same & both] = k + 1
-                both = known(f.columns[0], lo, hi)
-                if both is not None:
+                if both is not None:  # (the exact column's, from the loop's last step)
                     level[~both] = 0  # null
                 weight = weight + table[level]
                 if f.adjusted:

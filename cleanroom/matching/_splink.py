@@ -171,7 +171,8 @@ def fit_and_score(
     `unique_id` column), so a table in another row order trains the same model. Returns
     the pairs above `opts.keep_pairs_above`, the trained model and the train/predict seconds.
     `fields`: the comparisons are token equality on these fields (`TokenField`, in the
-    order of `comparisons`) and `unique_id` is the row position, so `score_pairs` scores.
+    order of `comparisons`) and `unique_id` is the row position, so `scored_pairs` may
+    take its fast path (`TokenScorer`).
     """
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 

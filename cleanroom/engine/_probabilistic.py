@@ -53,6 +53,7 @@ from cleanroom.matching import (
     FieldSpec,
     ProbabilisticOptions,
     connected_components,
+    null_frequent_values,
     resolve_probabilistic,
 )
 from protocols import (
@@ -74,7 +75,7 @@ from ._resolve import (
     new_scramble_key,
     scramble_sql,
 )
-from ._sql import Sql, execute, fetch_one, quote_ident
+from ._sql import Sql, execute, fetch_arrow, fetch_one, quote_ident
 
 ALGORITHM = "cleanroom-resolve-probabilistic/v1"
 #: columns whose equal tokens always link (a party's own resolution of its records)
@@ -231,22 +232,28 @@ def resolve_probabilistic_tables(
     if len(plan.tables) > MAX_TABLES:
         raise ConfigError(f"entity resolution handles at most {MAX_TABLES} tables")
     t0 = time.perf_counter()
-    ignored = _records(con, plan, matching.max_records_per_token)
+    records, ignored = _records(con, plan, matching.max_records_per_token)
     steps = {"records": time.perf_counter() - t0}
     threshold = _threshold(matching)
-    spath = cache_dir / f"scores-{skey[:24]}.parquet"
-    scores = _load_scores(spath, skey) if use_cache else None
-    from_cache = scores is not None
-    if scores is None:
-        scores = _score(con, plan, threshold, memory_limit=memory_limit, threads=threads)
-        _write_scores(scores, spath, skey)
-    nodes = _nodes(con, plan)
-    t = time.perf_counter()
-    labels = _link(con, plan, nodes, scores.pairs, threshold)
-    steps["link"] = time.perf_counter() - t
-    t = time.perf_counter()
-    res = _entity_map(con, plan, nodes, labels, key, target, ignored)
-    steps["entity_map"] = time.perf_counter() - t
+    con.register(_RECORDS, records)  # the records' view for the SQL below (no copy)
+    try:
+        spath = cache_dir / f"scores-{skey[:24]}.parquet"
+        scores = _load_scores(spath, skey) if use_cache else None
+        from_cache = scores is not None
+        if scores is None:
+            scores = _score(con, plan, records, threshold, memory_limit=memory_limit,
+                            threads=threads)
+            _write_scores(scores, spath, skey)
+        nodes = _nodes(plan, records)
+        t = time.perf_counter()
+        labels = _link(con, plan, nodes, scores.pairs, threshold)
+        steps["link"] = time.perf_counter() - t
+        t = time.perf_counter()
+        res = _entity_map(con, plan, nodes, labels, key, target, ignored)
+        steps["entity_map"] = time.perf_counter() - t
+    finally:
+        con.unregister(_RECORDS)
+    del records
     matching_doc = {
         "method": "probabilistic", "threshold": threshold,
         "fields": [f.name for f in plan.fields],
@@ -266,14 +273,14 @@ def resolve_probabilistic_tables(
     return res
 
 
-def _score(con: duckdb.DuckDBPyConnection, plan: ProbabilisticPlan, threshold: float, *,
-           memory_limit: str | None, threads: int | None) -> Scores:
-    """Train the model on the records table and score its blocked pairs (by record key)."""
+def _score(con: duckdb.DuckDBPyConnection, plan: ProbabilisticPlan, records: pa.Table,
+           threshold: float, *, memory_limit: str | None, threads: int | None) -> Scores:
+    """Train the model on the records and score their blocked pairs (by record key)."""
     blocking = tuple(dict.fromkeys([(c,) for c in plan.strong] + list(DEFAULT_BLOCKING)))
     options = ProbabilisticOptions(threshold=threshold, blocking=blocking,
                                    keep_pairs_above=_floor(threshold),
                                    memory_limit=memory_limit, threads=threads)
-    result = resolve_probabilistic(con, _RECORDS, key="record_key", source="source",
+    result = resolve_probabilistic(con, records, key="record_key", source="source",
                                    fields=plan.fields, options=options)
     keys = pc.cast(result.clusters.column("key"), pa.int64()).to_numpy()
     left = result.pairs.column("left_id").to_numpy(zero_copy_only=False)
@@ -286,11 +293,10 @@ def _score(con: duckdb.DuckDBPyConnection, plan: ProbabilisticPlan, threshold: f
     return Scores(pairs, model)
 
 
-def _nodes(con: duckdb.DuckDBPyConnection, plan: ProbabilisticPlan) -> np.ndarray:
+def _nodes(plan: ProbabilisticPlan, records: pa.Table) -> np.ndarray:
     """Every record key, sorted: table i's rows 0..rows-1 under i << NODE_SHIFT (the records
-    table holds each row of each table once; checked by its count)."""
-    count = fetch_one(con, f"SELECT count(*) FROM {_RECORDS}")[0]
-    if count != sum(t.rows for t in plan.tables):
+    hold each row of each table once; checked by their count)."""
+    if records.num_rows != sum(t.rows for t in plan.tables):
         raise CleanroomBug("the records table does not hold every row once")
     return np.concatenate([(i << NODE_SHIFT) + np.arange(t.rows, dtype=np.int64)
                            for i, t in enumerate(plan.tables)])
@@ -354,39 +360,27 @@ def _replace_cached(path: Path, what: str, write: Callable[[Path], object]) -> N
 
 
 def _records(con: duckdb.DuckDBPyConnection, plan: ProbabilisticPlan,
-             cap: int) -> dict[str, dict[str, int]]:
-    """The records table (in no particular order: training orders its own sample): key,
-    source, one 64-bit hash per token column (null where the table lacks it); tokens of
-    strong columns held by more than `cap` rows of one table nulled everywhere. Returns the
-    ignored tokens and records per strong column."""
+             cap: int) -> tuple[pa.Table, dict[str, dict[str, int]]]:
+    """The records, in no particular order (training orders its own sample), as an Arrow
+    table: record_key, source, one 64-bit hash per token column
+    (null where the table lacks it); tokens of strong columns held by more than `cap` rows
+    of one table nulled everywhere. Also the ignored tokens and records per strong column."""
     cols = plan.columns
     parts, params = [], []
     for i, t in enumerate(plan.tables):
-        sel = ", ".join(_hashed(quote_ident(c, t.columns)) if c in t.columns
-                        else "CAST(NULL AS UBIGINT)" for c in cols)
-        parts.append(f"SELECT (CAST({i} AS BIGINT) << {NODE_SHIFT}) + file_row_number, "
-                     f"CAST({i} AS UTINYINT), {sel} FROM read_parquet(?, file_row_number = true)")
+        sel = ", ".join(f"{_hashed(quote_ident(c, t.columns))} AS {quote_ident(c, cols)}"
+                        if c in t.columns else f"CAST(NULL AS UBIGINT) AS {quote_ident(c, cols)}"
+                        for c in cols)
+        parts.append(f"SELECT (CAST({i} AS BIGINT) << {NODE_SHIFT}) + file_row_number AS "
+                     f"record_key, CAST({i} AS UTINYINT) AS source, {sel} "
+                     "FROM read_parquet(?, file_row_number = true)")
         params.append(os.fspath(t.path))
-    names = ", ".join(["record_key", "source", *(quote_ident(c, cols) for c in cols)])
-    execute(con, f"DROP TABLE IF EXISTS {_RECORDS}")
-    execute(con, Sql(f"CREATE TEMP TABLE {_RECORDS} ({names}) AS "
-                     + " UNION ALL ".join(parts), tuple(params)))
+    records = fetch_arrow(con, Sql(" UNION ALL ".join(parts), tuple(params)))
     ignored = {}
     for c in plan.strong:
-        q = quote_ident(c, cols)
-        execute(con, "DROP TABLE IF EXISTS _cr_pbig")
-        execute(con, Sql(f"CREATE TEMP TABLE _cr_pbig AS SELECT DISTINCT {q} AS v FROM "
-                         f"{_RECORDS} WHERE {q} IS NOT NULL GROUP BY source, {q} "
-                         "HAVING count(*) > ?", (cap,)))
-        tokens, records = fetch_one(con, f"SELECT (SELECT count(*) FROM _cr_pbig), count(*) "
-                                         f"FROM {_RECORDS} WHERE {q} IN (SELECT v FROM "
-                                         "_cr_pbig)")
-        if tokens:
-            execute(con, f"UPDATE {_RECORDS} SET {q} = NULL WHERE {q} IN "
-                         "(SELECT v FROM _cr_pbig)")
-        ignored[c] = {"tokens": int(tokens), "records": int(records)}
-        execute(con, "DROP TABLE _cr_pbig")
-    return ignored
+        records, tokens, rows = null_frequent_values(records, c, cap, per="source")
+        ignored[c] = {"tokens": tokens, "records": rows}
+    return records, ignored
 
 
 def _hashed(column: str) -> str:
@@ -443,7 +437,6 @@ def _entity_map(con: duckdb.DuckDBPyConnection, plan: ProbabilisticPlan, nodes: 
         execute(con, "DROP TABLE _cr_pcredit")
     finally:
         con.unregister("_cr_pm")
-    execute(con, f"DROP TABLE {_RECORDS}")
     linked_rows = dict(execute(con, "SELECT t, count(*) FROM _cr_ent GROUP BY ALL").fetchall())
     per = ", ".join(f"count(DISTINCT entity_id) FILTER (WHERE t = {i})" for i in range(n))
     ents = fetch_one(con, f"SELECT {per} FROM _cr_ent")

@@ -102,6 +102,8 @@ def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: Sql | str) -> Any:
         raise CleanroomError(
             "the engine ran out of memory; raise the memory limit or use a smaller input"
         ) from None
+    except duckdb.IOException as exc:
+        raise InputError(f"cannot read input ({_first_line(exc)})") from None
     except duckdb.Error as exc:
         raise CleanroomBug(f"engine SQL failed: {type(exc).__name__}") from None
 

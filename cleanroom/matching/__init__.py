@@ -3,6 +3,8 @@
     resolve_probabilistic(con, table, key=, source=, fields=, options=) -> ProbabilisticResult
         Fellegi-Sunter over exact and fuzzy-form token columns (Splink, DuckDB), within and
         across sources; clusters, the model's weights per field level, re-clustering.
+    null_frequent_values(records, name, cap, per=) -> (records, values, rows)
+        an Arrow column's values held by more than `cap` rows nulled (tokens too common).
     dedupe(columns, options=) -> DedupeResult
         one party's own records, in the clear: a person_id per row and a summary.
     dedupe_file(input, output, identifiers=, threshold=) -> DedupeReport
@@ -18,6 +20,7 @@ from ._probabilistic import (
     ProbabilisticOptions,
     ProbabilisticResult,
     fields_from_columns,
+    null_frequent_values,
     resolve_probabilistic,
 )
 from ._splink import LevelWeight, connected_components
@@ -38,5 +41,6 @@ __all__ = [
     "dedupe",
     "dedupe_file",
     "fields_from_columns",
+    "null_frequent_values",
     "resolve_probabilistic",
 ]

@@ -344,9 +344,11 @@ def null_frequent_values(records: pa.Table, name: str, cap: int, *,
     try:
         data = {"k": column} if per is None else {"k": column, "g": records.column(per)}
         con.register("_keys", pa.table(data))
-        group = "k" if per is None else "g, k"
-        big = con.sql(f"SELECT DISTINCT k FROM _keys WHERE k IS NOT NULL GROUP BY {group} "
-                      f"HAVING count(*) > {int(cap)}").to_arrow_table().column("k")
+        over = f"SELECT k FROM _keys WHERE k IS NOT NULL GROUP BY k HAVING count(*) > {cap:d}"
+        if per is not None:  # of those, the values of one `per` (a cheap first pass)
+            over = (f"SELECT DISTINCT k FROM _keys WHERE k IN ({over}) GROUP BY g, k "
+                    f"HAVING count(*) > {cap:d}")
+        big = con.sql(over).to_arrow_table().column("k")
     finally:
         con.close()
     if not len(big):

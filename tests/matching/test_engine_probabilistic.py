@@ -271,3 +271,30 @@ def test_the_entity_map_counts_each_entitys_tables(probabilistic):
     assert (m["n_tables"].to_numpy() == spread.loc[m["entity_id"]].to_numpy()).all()
     assert set(m["n_tables"]) == {1, 2} and (m.groupby("entity_id").size() > 1).all()
     assert res.overlap_entities == int((spread == 2).sum()) > 500
+
+
+def test_a_token_too_many_rows_of_one_table_hold_is_ignored(demo, tmp_path):
+    """A strong token held by more than `max_records_per_token` rows of one table (a family
+    mailbox) is ignored everywhere and counted; one that two tables hold, each within the
+    cap, still links (as in deterministic resolution)."""
+    from conftest import invoke_cli
+
+    root, _ = demo
+    frames = {p: pd.read_csv(root / f"{p}.csv", dtype=str) for p in IDS}
+    frames["airline"].loc[0:6, "email"] = "family.household@gmail.com"  # 7 rows > cap 5
+    frames["airline"].loc[7:9, "email"] = "shared.mailbox@gmail.com"  # 3 + 3 rows
+    frames["brand"].loc[0:2, "email"] = "shared.mailbox@gmail.com"
+    for party, kinds in IDS.items():
+        frames[party].to_csv(tmp_path / f"{party}.csv", index=False)
+        res = invoke_cli("tokenize", tmp_path / f"{party}.csv", "--party", party,
+                         "--secret-file", root / "secret.json",
+                         *[a for k in kinds for a in ("--id", f"{k}={k}")],
+                         "--match-key", "name_dob=first_name+last_name+dob",
+                         *[a for c in ATTRS[party] for a in ("--attr", c)], "--fuzzy",
+                         "--out", tmp_path / f"{party}.tokens.parquet")
+        assert res.exit_code == 0, res.output
+    collab = _collab(tmp_path, {"method": "probabilistic", "max_records_per_token": 5})
+    with open_collaboration(collab) as room:
+        res = room.resolution()
+    assert res.ignored_tokens["email"] == {"tokens": 1, "records": 7}
+    assert res.ignored_tokens["phone"] == {"tokens": 0, "records": 0}

@@ -268,3 +268,28 @@ def test_blocked_pairs_packed_or_not() -> None:
            for p in (True, False)]
     assert got[0] == got[1] == [(0, 1), (0, 2), (0, 3), (0, 6), (1, 6), (2, 3), (3, 4),
                                 (4, 6)]
+
+
+def test_arrow_records_in_chunks_score_as_the_table(matched: tuple, monkeypatch) -> None:
+    """Records given as an Arrow table of 64-bit token hashes in several uneven chunks (as
+    the engine passes them, read in place) give the model, pairs and clusters of the same
+    records given as a table name: the fast path joins the chunks' buffers and validity."""
+    from cleanroom.matching import _splink
+
+    _, table, _ = matched
+    con = duckdb.connect()
+    con.register("records", table)
+    tokens = [c for c in table.column_names if c not in ("record_key", "source")]
+    hashed = con.sql("SELECT record_key, source, " + ", ".join(
+        f'CASE WHEN "{c}" IS NULL THEN NULL ELSE hash("{c}") END AS "{c}"' for c in tokens)
+        + " FROM records").to_arrow_table()
+    n = hashed.num_rows
+    cuts = [0, 7, n // 3, n // 3 + 1, n]  # a one-row chunk and offsets not a multiple of 8
+    chunked = pa.Table.from_batches([b for i in range(len(cuts) - 1)
+                                     for b in hashed.slice(cuts[i], cuts[i + 1] - cuts[i])
+                                     .to_batches()])
+    assert chunked.column(tokens[0]).num_chunks == 4 and chunked.column(tokens[0]).null_count
+    monkeypatch.setattr(_splink, "FAST_PREDICT_FROM", 0)
+    opts = ProbabilisticOptions(keep_pairs_above=1e-9)
+    _same_scores(resolve_probabilistic(con, chunked, options=opts),
+                 resolve_probabilistic(con, "records", options=opts))

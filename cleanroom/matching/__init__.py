@@ -20,10 +20,9 @@ from ._probabilistic import (
     ProbabilisticOptions,
     ProbabilisticResult,
     fields_from_columns,
-    null_frequent_values,
     resolve_probabilistic,
 )
-from ._splink import LevelWeight, connected_components
+from ._splink import LevelWeight, connected_components, null_frequent_values
 
 __all__ = [
     "DEFAULT_BLOCKING",

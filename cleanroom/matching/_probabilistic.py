@@ -41,7 +41,6 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from protocols import FORM_SEPARATOR, CleanroomBug, ConfigError
 
@@ -240,12 +239,11 @@ def resolve_probabilistic(con: duckdb.DuckDBPyConnection, table: str | pa.Table,
     records = _token_records(con, table, key, source, used, types)
     keys = _block_keys(blocking, opts.max_block_size)
     records = _with_identity_and_keys(records, keys, opts)
-    if opts.max_block_size is not None:
-        records = _cap_block_keys(records, [name for _, name in keys.values()],
-                                  opts.max_block_size)
     timings["prepare"] = time.perf_counter() - t0
     predict = tuple((keys[r][1],) if r in keys else r for r in blocking)
-    pairs, weights, prior, more = _train_and_score(records, specs, used, predict, opts)
+    caps = {name: opts.max_block_size for _, name in keys.values()
+            if opts.max_block_size is not None}
+    pairs, weights, prior, more = _train_and_score(records, specs, used, predict, caps, opts)
     timings.update(more)
     labels = clusters_at(records.num_rows, pairs, opts.threshold)
     clusters = pa.table({"key": records.column("key"), "source": records.column("source"),
@@ -312,7 +310,8 @@ def _with_identity_and_keys(records: pa.Table, keys: dict[tuple[str, ...], tuple
 def _block_keys(rules: Sequence[tuple[str, ...]], cap: int | None
                 ) -> dict[tuple[str, ...], tuple[str, str]]:
     """{rule: (SQL, column)}: a blocking key per rule of two or more columns, the hash of the
-    rule's values (null where one is null), capped by `_cap_block_keys`. None: no keys, the
+    rule's values (null where one is null), capped at `cap` records (`fit_and_score`'s
+    `caps`). None: no keys, the
     rules block on their columns."""
     if cap is None:
         return {}
@@ -323,40 +322,6 @@ def _block_keys(rules: Sequence[tuple[str, ...]], cap: int | None
         name = f"_block_{i}"
         out[rule] = (f"CASE WHEN {known} THEN hash({cols}) END AS {name}", name)
     return out
-
-
-def _cap_block_keys(records: pa.Table, names: Sequence[str], cap: int) -> pa.Table:
-    """Null each blocking key that more than `cap` records share: a key that common pairs
-    its records with too many strangers to be evidence (pairs that agree on something else
-    still meet through the other rules). Row order is kept."""
-    for name in names:
-        records, _, _ = null_frequent_values(records, name, cap)
-    return records
-
-
-def null_frequent_values(records: pa.Table, name: str, cap: int, *,
-                         per: str | None = None) -> tuple[pa.Table, int, int]:
-    """`records` with the values of column `name` that more than `cap` rows hold (of one
-    value of column `per`, if given) nulled in every row, row order kept; and how many
-    distinct values and how many rows were nulled."""
-    column = records.column(name)
-    con = duckdb.connect()
-    try:
-        data = {"k": column} if per is None else {"k": column, "g": records.column(per)}
-        con.register("_keys", pa.table(data))
-        over = f"SELECT k FROM _keys WHERE k IS NOT NULL GROUP BY k HAVING count(*) > {cap:d}"
-        if per is not None:  # of those, the values of one `per` (a cheap first pass)
-            over = (f"SELECT DISTINCT k FROM _keys WHERE k IN ({over}) GROUP BY g, k "
-                    f"HAVING count(*) > {cap:d}")
-        big = con.sql(over).to_arrow_table().column("k")
-    finally:
-        con.close()
-    if not len(big):
-        return records, 0, 0
-    hit = pc.is_in(column, value_set=big.combine_chunks())
-    rows = int(pc.sum(hit).as_py() or 0)
-    kept = pc.if_else(hit, pa.scalar(None, column.type), column)
-    return records.set_column(records.column_names.index(name), name, kept), len(big), rows
 
 
 def _present(rules: Sequence[tuple[str, ...]], columns: set[str]) -> tuple[tuple[str, ...], ...]:
@@ -397,7 +362,8 @@ def _comparison(spec: FieldSpec) -> Any:
 
 
 def _train_and_score(records: pa.Table, specs: Sequence[FieldSpec], used: Sequence[str],
-                     blocking: Sequence[tuple[str, ...]], opts: ProbabilisticOptions
+                     blocking: Sequence[tuple[str, ...]], caps: dict[str, int],
+                     opts: ProbabilisticOptions
                      ) -> tuple[pa.Table, tuple[LevelWeight, ...], float, dict[str, float]]:
     timings: dict[str, float] = {}
     present = set(used)
@@ -420,7 +386,7 @@ def _train_and_score(records: pa.Table, specs: Sequence[FieldSpec], used: Sequen
         splink_input, {"link_type": "dedupe_only", "unique_id_column_name": "unique_id"},
         comparisons=comparisons, blocking=blocking, deterministic=deterministic,
         training=training, opts=opts, config=config, identity=identity,
-        fields=[TokenField(s.name, s.columns) for s in specs])
+        fields=[TokenField(s.name, s.columns) for s in specs], caps=caps)
     timings.update(more)
     prior = float(model["probability_two_random_records_match"])
     return pairs, level_weights(model), prior, timings

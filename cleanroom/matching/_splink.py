@@ -19,8 +19,9 @@ from typing import Any, Protocol
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from ._scoring import TokenField, token_scorer
+from ._scoring import TokenField, TokenScorer, token_scorer
 
 SPLINK_LOGGER = "splink"
 
@@ -163,6 +164,7 @@ def fit_and_score(
     config: Mapping[str, Any] | None = None,
     identity: np.ndarray | None = None,
     fields: Sequence[TokenField] = (),
+    caps: Mapping[str, int] | None = None,
 ) -> tuple[pa.Table, dict[str, Any], dict[str, float]]:
     """Train a model on `table` (unsupervised, see `train`) and score the blocked pairs.
 
@@ -172,7 +174,9 @@ def fit_and_score(
     the pairs above `opts.keep_pairs_above`, the trained model and the train/predict seconds.
     `fields`: the comparisons are token equality on these fields (`TokenField`, in the
     order of `comparisons`) and `unique_id` is the row position, so `scored_pairs` may
-    take its fast path (`TokenScorer`).
+    take its fast path (`TokenScorer`). `caps`: {blocking-key column: most records a key may
+    hold}; a key held by more blocks none of them (nulled before Splink's predict, left out
+    by the fast path's blocking query).
     """
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
@@ -206,16 +210,20 @@ def fit_and_score(
                            fallback_prior=1.0 / max(len(sample), 2),
                            u_max_pairs=opts.u_max_pairs, seed=opts.seed,
                            em_rules=[block_on(*r) for r in training])
+            model = trained_model(linker)
+            scorer = token_scorer(model, fields) if fields and n >= FAST_PREDICT_FROM else None
+            if scorer is None:  # Splink's predict blocks on the capped key columns
+                for column, cap in (caps or {}).items():
+                    table, _, _ = null_frequent_values(table, column, cap)
             # the trained model, on every record under its own id
-            linker = Linker(db.register(table, table_name="records"),
-                            trained_model(linker), log_level=None)
+            linker = Linker(db.register(table, table_name="records"), model, log_level=None)
             # Splink keeps its working tables per database, so the new linker would reuse the
             # training records' term frequencies (a sample's, above train_max_records)
             linker.table_management.invalidate_cache()  # type: ignore[no-untyped-call]
             timings["train"] = time.perf_counter() - t
             t = time.perf_counter()
             pairs = scored_pairs(linker, db, opts.keep_pairs_above, n, table="records",
-                                 blocking=blocking, data=table, fields=fields,
+                                 blocking=blocking, data=table, scorer=scorer, caps=caps,
                                  timings=timings)
             timings["predict"] = time.perf_counter() - t
             return pairs, trained_model(linker), timings
@@ -250,13 +258,17 @@ FAST_PREDICT_FROM = 4_000_000
 
 
 def blocked_pairs_sql(table: str, rules: Sequence[Sequence[str]], *,
-                      unique_id: str = "unique_id", packed: bool = False) -> str:
+                      unique_id: str = "unique_id", packed: bool = False,
+                      caps: Mapping[str, int] | None = None) -> str:
     """SQL for the distinct pairs (left_id < right_id) of `table`'s records that agree on
     every column of at least one rule: the pairs Splink's blocking gives (dedupe_only).
 
     Splink joins each rule on its records with every column of the earlier rules carried
     along, to leave out pairs an earlier rule found; here each rule joins only (id, its own
     columns) of the records where they are known, and one grouping keeps each pair once.
+    `caps`: {column: cap}; a rule of one such column joins only the records whose value
+    2 to cap records hold (a value held by more blocks none of them; by one, nothing), which
+    is cheaper than nulling the common values first and joining all records.
     `packed`: the ids are below 2^32, so a pair is grouped as one 64-bit integer."""
     def q(name: str) -> str:
         return '"' + name.replace('"', '""') + '"'
@@ -265,7 +277,12 @@ def blocked_pairs_sql(table: str, rules: Sequence[Sequence[str]], *,
     for i, rule in enumerate(rules):
         cols = ", ".join(f"{q(c)} AS k{j}" for j, c in enumerate(rule))
         known = " AND ".join(f"{q(c)} IS NOT NULL" for c in rule)
-        ctes.append(f"b{i} AS (SELECT {q(unique_id)} AS id, {cols} FROM {table} WHERE {known})")
+        rows = f"SELECT {q(unique_id)} AS id, {cols} FROM {table} WHERE {known}"
+        cap = (caps or {}).get(rule[0]) if len(rule) == 1 else None
+        if cap is not None:  # (a scan of the records is cheaper than keeping all of them)
+            rows = (f"{rows} AND {q(rule[0])} IN (SELECT {q(rule[0])} FROM {table} GROUP BY "
+                    f"{q(rule[0])} HAVING count(*) BETWEEN 2 AND {int(cap)})")
+        ctes.append(f"b{i} AS MATERIALIZED ({rows})")
         on = " AND ".join(f"l.k{j} = r.k{j}" for j in range(len(rule)))
         joins.append(f"SELECT l.id AS l, r.id AS r FROM b{i} AS l JOIN b{i} AS r "
                      f"ON {on} AND l.id < r.id")
@@ -285,27 +302,25 @@ PREDICT_CHUNKED_ABOVE = 8_000_000
 
 def scored_pairs(linker: Any, db: Any, floor: float, records: int = 0, *,
                  table: str = "", blocking: Sequence[Sequence[str]] = (),
-                 data: pa.Table | None = None, fields: Sequence[TokenField] = (),
+                 data: pa.Table | None = None, scorer: TokenScorer | None = None,
+                 caps: Mapping[str, int] | None = None,
                  timings: dict[str, float] | None = None) -> pa.Table:
     """(left, right, match_probability) of every blocked pair scoring at least `floor`;
     left and right are the integer `unique_id`s of the input; `db` is the linker's DuckDBAPI.
 
-    The fast path, from `FAST_PREDICT_FROM` `records`, when `fields` name the model's token
-    comparisons (`token_scorer`), `data` holds the records (`unique_id` = position) as
-    `table` in `db`, and `blocking` gives the blocking rules as column tuples: the pairs from
-    `blocked_pairs_sql`, scored by `TokenScorer` (`timings` gets `block` and `score`
-    seconds). Else Splink's predict, above `PREDICT_CHUNKED_ABOVE` `records` in chunks (the
-    same pairs: each pair is in exactly one chunk of its left and of its right record)."""
+    The fast path, given the model's `scorer` (`token_scorer`), `data` holding the records
+    (`unique_id` = position) as `table` in `db`, and `blocking` as column tuples: the pairs
+    from `blocked_pairs_sql` (with `caps`), scored by the scorer (`timings` gets `block` and
+    `score` seconds). Else Splink's predict (on key columns capped already), above
+    `PREDICT_CHUNKED_ABOVE` `records` in chunks (the same pairs: each pair is in exactly one
+    chunk of its left and of its right record)."""
     con = db.duckdb_con
-    scorer = (token_scorer(trained_model(linker), fields)
-              if fields and data is not None and table and blocking
-              and records >= FAST_PREDICT_FROM else None)
     with quiet_splink():
-        if scorer is not None and data is not None:
+        if scorer is not None and data is not None and table and blocking:
             spent = timings if timings is not None else {}
             t = time.perf_counter()
-            ids = con.sql(blocked_pairs_sql(table, blocking, packed=0 < records < 2**32)
-                          ).to_arrow_table()
+            ids = con.sql(blocked_pairs_sql(table, blocking, packed=0 < records < 2**32,
+                                            caps=caps)).to_arrow_table()
             left, right = (np.asarray(ids.column(c).combine_chunks()) for c in range(2))
             del ids
             spent["block"] = time.perf_counter() - t
@@ -323,6 +338,31 @@ def scored_pairs(linker: Any, db: Any, floor: float, records: int = 0, *,
             f"FROM {predictions.physical_name}").to_arrow_table()
         predictions.drop_table_from_database_and_remove_from_cache()
     return out
+
+
+def null_frequent_values(records: pa.Table, name: str, cap: int, *,
+                         per: str | None = None) -> tuple[pa.Table, int, int]:
+    """`records` with the values of column `name` that more than `cap` rows hold (of one
+    value of column `per`, if given) nulled in every row, row order kept; and how many
+    distinct values and how many rows were nulled."""
+    column = records.column(name)
+    con = duckdb.connect()
+    try:
+        data = {"k": column} if per is None else {"k": column, "g": records.column(per)}
+        con.register("_keys", pa.table(data))
+        over = f"SELECT k FROM _keys WHERE k IS NOT NULL GROUP BY k HAVING count(*) > {cap:d}"
+        if per is not None:  # of those, the values of one `per` (a cheap first pass)
+            over = (f"SELECT DISTINCT k FROM _keys WHERE k IN ({over}) GROUP BY g, k "
+                    f"HAVING count(*) > {cap:d}")
+        big = con.sql(over).to_arrow_table().column("k")
+    finally:
+        con.close()
+    if not len(big):
+        return records, 0, 0
+    hit = pc.is_in(column, value_set=big.combine_chunks())
+    rows = int(pc.sum(hit).as_py() or 0)
+    kept = pc.if_else(hit, pa.scalar(None, column.type), column)
+    return records.set_column(records.column_names.index(name), name, kept), len(big), rows
 
 
 def connected_components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:

@@ -189,7 +189,7 @@ def fit_and_score(
             ids = table.column("unique_id") if identity is None else identity
             sample = training_sample(np.asarray(ids), opts.train_max_records, opts.seed)
             # numbered afresh in that order: Splink's sampling of pairs for u reads the ids
-            chosen = table.take(sample)
+            chosen = table.take(sample).combine_chunks()
             chosen = chosen.set_column(chosen.column_names.index("unique_id"), "unique_id",
                                        pa.array(np.arange(len(sample), dtype=np.int64)))
             data = db.register(chosen, table_name="training_records")

@@ -311,8 +311,7 @@ def _block_keys(rules: Sequence[tuple[str, ...]], cap: int | None
                 ) -> dict[tuple[str, ...], tuple[str, str]]:
     """{rule: (SQL, column)}: a blocking key per rule of two or more columns, the hash of the
     rule's values (null where one is null), capped at `cap` records (`fit_and_score`'s
-    `caps`). None: no keys, the
-    rules block on their columns."""
+    `caps`). None: no keys, the rules block on their columns."""
     if cap is None:
         return {}
     out = {}

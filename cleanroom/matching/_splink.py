@@ -279,7 +279,7 @@ def blocked_pairs_sql(table: str, rules: Sequence[Sequence[str]], *,
         known = " AND ".join(f"{q(c)} IS NOT NULL" for c in rule)
         rows = f"SELECT {q(unique_id)} AS id, {cols} FROM {table} WHERE {known}"
         cap = (caps or {}).get(rule[0]) if len(rule) == 1 else None
-        if cap is not None:  # (a scan of the records is cheaper than keeping all of them)
+        if cap is not None:  # only the records of a key that 2 to cap records hold
             rows = (f"{rows} AND {q(rule[0])} IN (SELECT {q(rule[0])} FROM {table} GROUP BY "
                     f"{q(rule[0])} HAVING count(*) BETWEEN 2 AND {int(cap)})")
         ctes.append(f"b{i} AS MATERIALIZED ({rows})")
@@ -350,11 +350,9 @@ def null_frequent_values(records: pa.Table, name: str, cap: int, *,
     try:
         data = {"k": column} if per is None else {"k": column, "g": records.column(per)}
         con.register("_keys", pa.table(data))
-        over = f"SELECT k FROM _keys WHERE k IS NOT NULL GROUP BY k HAVING count(*) > {cap:d}"
-        if per is not None:  # of those, the values of one `per` (a cheap first pass)
-            over = (f"SELECT DISTINCT k FROM _keys WHERE k IN ({over}) GROUP BY g, k "
-                    f"HAVING count(*) > {cap:d}")
-        big = con.sql(over).to_arrow_table().column("k")
+        group = "k" if per is None else "g, k"
+        big = con.sql(f"SELECT DISTINCT k FROM _keys WHERE k IS NOT NULL GROUP BY {group} "
+                      f"HAVING count(*) > {cap:d}").to_arrow_table().column("k")
     finally:
         con.close()
     if not len(big):
